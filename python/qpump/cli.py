@@ -1,0 +1,202 @@
+"""The ``qpump`` command line.
+
+Every subcommand validates its input before computing; bad input prints one line on stderr that
+names the parameter, the value and what is allowed, and exits with status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import operator
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import QpumpError
+
+__all__ = ["main", "parse_number"]
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_NAMES = {"pi": math.pi, "inf": math.inf}
+
+
+def parse_number(text: str) -> float:
+    """Parse a number or a small arithmetic expression in ``pi`` (e.g. ``-pi/2``, ``3*pi/4``, ``inf``)."""
+
+    def evaluate(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return evaluate(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id in _NAMES:
+            return _NAMES[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            return _BINARY[type(node.op)](evaluate(node.left), evaluate(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            return _UNARY[type(node.op)](evaluate(node.operand))
+        raise ValueError(text)
+
+    try:
+        return float(evaluate(ast.parse(text.strip().lower(), mode="eval")))
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number or pi expression (e.g. 2, 0.1, -pi/2, inf)"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# Options whose value may start with '-' (a negative number such as -pi/2), filled by _number().
+_NUMBER_OPTIONS: set[str] = set()
+
+
+def _number(parser: argparse.ArgumentParser, flag: str, default: float, help: str, **kw) -> None:
+    _NUMBER_OPTIONS.add(flag)
+    parser.add_argument(flag, type=parse_number, default=default,
+                        help=f"{help} (default: {default:g})", **kw)
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """Turn ``--delta -pi/2`` into ``--delta=-pi/2``: argparse would read -pi/2 as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in _NUMBER_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(tok)
+            i += 1
+    return out
+
+
+def _cmd_about(args: argparse.Namespace) -> int:
+    from . import about
+
+    info = about(print_it=not args.json)
+    if args.json:
+        print(json.dumps(info))
+    return 0
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from . import cite
+
+    print(cite(), end="")
+    return 0
+
+
+def _cmd_closed(args: argparse.Namespace) -> int:
+    from .closed import run_closed
+
+    run = run_closed(TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta,
+                     t_max=args.t_max, points=args.points)
+    if args.plot:
+        from .figures import closed_run_figure, save
+
+        save(closed_run_figure(run), args.plot)
+    if args.json:
+        print(json.dumps(run.to_json()))
+        return 0
+    tr = run.trajectory
+    p = run.params
+    print(f"Isolated pair: TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
+          f"delta = {p['delta']:.6g} (phi_V = delta, phi_chi = 0), optimal chi (Eq. 10)")
+    print(f"C0 = {run.C0:.6f}   I0 = {run.I0:.6f} nats   Delta_AB(0) = {tr.sed[0]:.6f}   "
+          f"theta = {run.theta:.6f}   tau_peak = |theta|/(2 Omega) = {run.tau_peak:.4f}")
+    print(f"{'t':>9} {'E_A':>11} {'E_B':>11} {'SED':>11} {'concurrence':>12} {'I_AB':>10}")
+    stride = max(1, (len(tr.times) - 1) // 10)
+    for i in range(0, len(tr.times), stride):
+        print(f"{tr.times[i]:9.3f} {tr.E_A[i]:11.6f} {tr.E_B[i]:11.6f} {tr.sed[i]:11.6f} "
+              f"{tr.concurrence[i]:12.6f} {tr.mutual_information[i]:10.6f}")
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _cmd_figure(args: argparse.Namespace) -> int:
+    from .figures import save_figure
+
+    path = save_figure(args.number, args.output)
+    print(f"figure {args.number} written to {path}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="qpump",
+        description=(
+            "qpump: the heat pump driven entirely by quantum correlation (Holdsworth & Kawai, "
+            "PRA 106, 062604, 2022). Units: hbar = k_B = omega = 1; entropies in nats. Angles "
+            "accept pi expressions such as -pi/2."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("about", help="versions of qpump, its Rust core and its dependencies",
+                       description="Print the versions of qpump, its Rust core and dependencies.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_about)
+
+    p = sub.add_parser("cite", help="BibTeX of the paper", description="Print the paper's BibTeX.")
+    p.set_defaults(func=_cmd_cite)
+
+    p = sub.add_parser(
+        "closed",
+        help="the isolated pair: exact dynamics from the optimal entangled state (Sec. III)",
+        description=(
+            "Propagate two qubits, locally Gibbs at TA and TB and maximally entangled (Eq. 10), "
+            "under H_A + H_B + V_AB; print energies, SED, concurrence and mutual information."
+        ),
+    )
+    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
+    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
+    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", -math.pi / 2,
+            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    _number(p, "--t-max", 40.0, "last time, > 0", dest="t_max")
+    p.add_argument("--points", type=int, default=401, help="number of output times, >= 2 "
+                   "(default: 401)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (params, t, E_A, E_B, sed, concurrence, "
+                        "mutual_information, theta, tau_peak, C0, I0)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the run to FILE (.png, .pdf, .svg)")
+    p.set_defaults(func=_cmd_closed)
+
+    p = sub.add_parser("figure", help="draw one of the paper's figures",
+                       description="Draw one of the paper's figures (1, 2) to a PNG/PDF/SVG file.")
+    p.add_argument("number", type=int, choices=[1, 2], help="figure number")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file (.png, .pdf or .svg)")
+    p.set_defaults(func=_cmd_figure)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (QpumpError, ValueError) as err:
+        print(f"qpump {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `qpump closed | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

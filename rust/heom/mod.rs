@@ -1,0 +1,1 @@
+//! Hierarchical equations of motion, one concept per file.

@@ -1,0 +1,40 @@
+"""Tests of qpump.figures: the paper's figures are written as real PNG/PDF files."""
+
+import pytest
+
+from qpump import InvalidParameterError
+from qpump.cli import main
+from qpump.figures import FIGURES, figure1, figure2, save_figure
+
+
+def test_figure1_has_three_labelled_panels_with_three_curves():
+    fig = figure1(t_max=20, points=41)
+    axes = fig.axes
+    assert len(axes) == 3
+    assert all(len(ax.lines) == 3 for ax in axes)
+    assert all(ax.get_ylabel() for ax in axes) and axes[-1].get_xlabel()
+    assert axes[0].get_legend() is not None
+
+
+def test_figure2_has_normal_and_anomalous_panels():
+    fig = figure2(t_max=20, points=41)
+    assert len(fig.axes) == 2
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]
+    assert "normal" in fig.axes[0].get_title() and "anomalous" in fig.axes[1].get_title()
+
+
+@pytest.mark.parametrize("number", sorted(FIGURES))
+@pytest.mark.parametrize("ext,magic", [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_cli_writes_figures(tmp_path, number, ext, magic, capsys):
+    path = tmp_path / "sub" / f"fig{number}.{ext}"
+    assert main(["figure", str(number), "-o", str(path)]) == 0
+    assert path.read_bytes()[:4] == magic
+    assert not list(path.parent.glob(".*.tmp"))  # the atomic write left nothing behind
+    assert str(path) in capsys.readouterr().out
+
+
+def test_save_figure_rejects_unknown_number_and_format(tmp_path):
+    with pytest.raises(InvalidParameterError, match="figure = 9"):
+        save_figure(9, tmp_path / "x.png")
+    with pytest.raises(InvalidParameterError, match=r"\.png, \.pdf or \.svg"):
+        save_figure(1, tmp_path / "x.jpg")
