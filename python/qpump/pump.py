@@ -1,0 +1,403 @@
+"""The heat pump of Sec. V: cycle protocol, heat and entropy bookkeeping, efficiency.
+
+One cycle (paper Fig. 3): (b) the correlation chi of Eq. 8 is added to the current system state,
+(c) V_AB is switched on for ``tau``, (d)+(a) it is switched off and the qubits rethermalize for
+``tau_relax``. Conventions (design.md section 3): Q_K is the heat drawn FROM bath K (Q_A < 0 and
+Q_B > 0 when the pump works); Sigma = Delta S_AB - Q_A/T_A - Q_B/T_B >= 0 (Eq. C4) and
+Sigma_0 = Delta S_A + Delta S_B - Q_A/T_A - Q_B/T_B = Sigma + Delta I_AB (Eq. 14), both counted
+from the start of each cycle, where the fuel is injected. The efficiency of Eq. 18 is
+Q_B / (T_A I_0) against the Carnot bound T_B / (T_A - T_B).
+
+Two solvers run the same protocol: the exact HEOM (``solver="heom"``, the paper's method) and the
+weak-coupling local master equation (``solver="lindblad"``, fast, what the Aer noise model
+emulates).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _validate as check
+from .closed import sed_initial
+from .errors import InvalidParameterError, InvalidStateError
+from .info import concurrence, local_energies, mutual_information, partial_trace
+from .info import von_neumann_entropy as entropy
+from .states import H_A, H_B, IDENTITY2, SIGMA_X, correlation_matrix, coupling_potential
+
+__all__ = ["HeatPump", "PumpResult", "CycleRecord", "Segment"]
+
+Q_A = np.kron(SIGMA_X, IDENTITY2)
+Q_B = np.kron(IDENTITY2, SIGMA_X)
+H_FREE = H_A + H_B
+
+EXPANSIONS = ("matsubara", "pade")
+INITIALS = ("equilibrated", "product")
+SOLVERS = ("heom", "lindblad")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The trajectory of one constant-Hamiltonian stretch, times relative to its start."""
+
+    times: np.ndarray
+    rho: np.ndarray
+    heat_current: np.ndarray  # (n_t, 2): energy flow INTO baths A, B
+    heat: np.ndarray  # (n_t, 2): cumulative heat drawn FROM baths A, B since the segment start
+    interaction_energy: np.ndarray  # (n_t, 2)
+    final_state: Any
+
+
+class _LindbladBackend:
+    def __init__(self, pump: HeatPump):
+        from .lindblad import LindbladSolver, LocalBath
+
+        self.solver = LindbladSolver(H_FREE, [LocalBath(0, pump.kappa_a, pump.gamma, pump.TA),
+                                              LocalBath(1, pump.kappa_b, pump.gamma, pump.TB)])
+
+    def initial_state(self, initial: str) -> np.ndarray:
+        # The local master equation thermalizes each qubit to its bare Gibbs state: the
+        # "equilibrated" and "product" starts coincide.
+        self.solver.set_hamiltonian(H_FREE)
+        return self.solver.steady_state()
+
+    @staticmethod
+    def rho(state: np.ndarray) -> np.ndarray:
+        return state
+
+    @staticmethod
+    def with_rho(state: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        return rho
+
+    def steady_state(self, hamiltonian: np.ndarray) -> np.ndarray:
+        self.solver.set_hamiltonian(hamiltonian)
+        return self.solver.steady_state()
+
+    def evolve(self, state: np.ndarray, hamiltonian: np.ndarray, times: np.ndarray) -> Segment:
+        self.solver.set_hamiltonian(hamiltonian)
+        res = self.solver.run(state, times)
+        return Segment(times, res.rho, res.heat_current, res.heat,
+                       np.zeros_like(res.heat_current), res.final_state)
+
+
+class _HEOMBackend:
+    def __init__(self, pump: HeatPump):
+        from .heom import DrudeLorentzBath, HEOMSolver
+
+        baths = [
+            DrudeLorentzBath(Q_A, pump.kappa_a, pump.gamma, pump.TA, n_exp=pump.n_exp,
+                             expansion=pump.expansion, terminator=pump.terminator),
+            DrudeLorentzBath(Q_B, pump.kappa_b, pump.gamma, pump.TB, n_exp=pump.n_exp,
+                             expansion=pump.expansion, terminator=pump.terminator),
+        ]
+        self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth)
+
+    def initial_state(self, initial: str):
+        self.solver.set_hamiltonian(H_FREE)
+        if initial == "equilibrated":
+            return self.solver.steady_state()
+        from .heom import ADOState
+
+        return ADOState.from_rho(self.solver, np.kron(np.diag([1.0, 0.0]), np.diag([1.0, 0.0])))
+
+    @staticmethod
+    def rho(state) -> np.ndarray:
+        return state.rho
+
+    @staticmethod
+    def with_rho(state, rho: np.ndarray):
+        return state.with_rho(rho)
+
+    def steady_state(self, hamiltonian: np.ndarray):
+        self.solver.set_hamiltonian(hamiltonian)
+        return self.solver.steady_state()
+
+    def evolve(self, state, hamiltonian: np.ndarray, times: np.ndarray) -> Segment:
+        from scipy.integrate import cumulative_simpson
+
+        self.solver.set_hamiltonian(hamiltonian)
+        res = self.solver.run(state, times)
+        # Q_K(t) = -int j_K: Simpson's rule on the (fine) output grid; the first-law residual of
+        # each cycle reports what this quadrature misses.
+        heat = -cumulative_simpson(res.heat_current, x=times, axis=0, initial=0.0)
+        return Segment(times, res.rho, res.heat_current, heat, res.interaction_energy,
+                       res.final_state)
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """Per-cycle bookkeeping (heat drawn from each bath during the cycle, switching work)."""
+
+    index: int
+    Q_A: float
+    Q_B: float
+    W_on: float
+    W_off: float
+    I0: float
+    cop_ratio: float
+    carnot_bound: float
+    first_law_residual: float
+    min_eigenvalue_after_chi: float
+
+
+@dataclass
+class PumpResult:
+    """Time series and per-cycle table of a pump run.
+
+    Time series (arrays over ``t``): ``Q_A``, ``Q_B`` (cumulative heat drawn from each bath),
+    ``j_A``, ``j_B`` (currents into the baths), ``E_A``, ``E_B``, ``sed``, ``concurrence``,
+    ``mutual_information``, ``delta_S_AB``, ``sigma``, ``sigma0`` (per cycle, from its start),
+    ``V`` (<V_AB>, zero while uncoupled) and ``coupled`` (bool mask).
+    """
+
+    params: dict
+    t: np.ndarray
+    series: dict[str, np.ndarray]
+    cycles: list[CycleRecord]
+    I0: float
+    carnot_bound: float
+    normal_heat_current: float | None = None
+    wall_time_s: float = 0.0
+    contact_windows: list[tuple[float, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The JSON object of ``qpump pump --json``."""
+        return {
+            "params": self.params,
+            "I0": self.I0,
+            "carnot_bound": self.carnot_bound,
+            "cycles": [
+                {"Q_A": c.Q_A, "Q_B": c.Q_B, "W_on": c.W_on, "W_off": c.W_off,
+                 "cop_ratio": c.cop_ratio, "first_law_residual": c.first_law_residual,
+                 "I0": c.I0}
+                for c in self.cycles
+            ],
+            "normal": {"heat_current": self.normal_heat_current},
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+@dataclass(frozen=True)
+class HeatPump:
+    """The correlation-driven heat pump; defaults are the paper's Fig. 6 parameters.
+
+    Parameters
+    ----------
+    TA, TB : float
+        Temperatures of the hot bath A and the cold bath B (> 0, finite).
+    omega_c : float
+        Coupling strength Omega of V_AB (> 0).
+    delta : float
+        delta = phi_V - phi_chi (phi_chi = 0, phi_V = delta); -pi/2 pumps from B to A.
+    kappa_a, kappa_b : float
+        Reorganisation energies of the Drude-Lorentz baths (>= 0).
+    gamma : float
+        Drude cutoff of both baths (> 0).
+    tau : float
+        Contact time with V_AB on (> 0).
+    tau_relax : float
+        Rethermalization time with V_AB off (>= 0).
+    cycles : int
+        Number of cycles (>= 1).
+    chi11, chi23 : float, optional
+        The X-state correlation (Eq. 8); both None gives the optimal chi of Eq. 10. ``chi23 = 0``
+        and ``chi11 = 0`` give no correlation (the normal reference).
+    initial : {"equilibrated", "product"}
+        Start from the steady state of the uncoupled hierarchy (all ADOs) or from the bare
+        product state rho_A x rho_B with all ADOs zero (switch-on transient of order kappa).
+    depth, n_exp, expansion, terminator
+        HEOM truncation: hierarchy depth, exponents besides the Drude term, Matsubara or Pade.
+    solver : {"heom", "lindblad"}
+        Exact HEOM or the weak-coupling local master equation.
+    dt_contact, dt_relax : float
+        Output spacing while coupled and while relaxing (heat is integrated on this grid).
+    """
+
+    TA: float = 2.0
+    TB: float = 1.0
+    omega_c: float = 0.1
+    delta: float = -math.pi / 2
+    kappa_a: float = 0.01
+    kappa_b: float = 0.023
+    gamma: float = 2.0
+    tau: float = 6.1
+    tau_relax: float = 500.0
+    cycles: int = 2
+    chi11: float | None = None
+    chi23: float | None = None
+    initial: str = "equilibrated"
+    depth: int = 3
+    n_exp: int = 2
+    expansion: str = "matsubara"
+    terminator: bool = True
+    solver: str = "heom"
+    dt_contact: float = 0.01
+    dt_relax: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("TA", "TB", "omega_c", "gamma", "tau", "dt_contact", "dt_relax"):
+            check.positive(name, getattr(self, name))
+        for name in ("kappa_a", "kappa_b", "tau_relax"):
+            check.non_negative(name, getattr(self, name))
+        check.finite("delta", self.delta)
+        if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) \
+                or self.cycles < 1:
+            raise InvalidParameterError(f"cycles = {self.cycles!r} must be an integer >= 1")
+        check.non_negative_int("depth", self.depth)
+        check.non_negative_int("n_exp", self.n_exp)
+        for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
+                              ("solver", SOLVERS)):
+            if getattr(self, name) not in allowed:
+                raise InvalidParameterError(
+                    f"{name} = {getattr(self, name)!r} must be one of {', '.join(allowed)}")
+        self.correlation()  # validates chi11, chi23 against (A2a), (A2b)
+
+    def correlation(self):
+        """The X-state correlation injected each cycle (built from the bare Gibbs lambdas)."""
+        return correlation_matrix(self.TA, self.TB, self.chi11, self.chi23, 0.0,
+                                  require_entangled=False)
+
+    @property
+    def carnot_bound(self) -> float:
+        """T_B / (T_A - T_B), the Carnot COP of Eq. 18 (inf at T_A = T_B)."""
+        return self.TB / (self.TA - self.TB) if self.TA != self.TB else math.inf
+
+    @property
+    def coupled_hamiltonian(self) -> np.ndarray:
+        """H_A + H_B + V_AB with phi_V = delta."""
+        return H_FREE + coupling_potential(self.omega_c, self.delta)
+
+    def params(self) -> dict:
+        """All parameters as a JSON-ready dict."""
+        return asdict(self)
+
+    def _backend(self):
+        return _HEOMBackend(self) if self.solver == "heom" else _LindbladBackend(self)
+
+    def run(self, progress: bool = False, normal_reference: bool = True) -> PumpResult:
+        """Run ``cycles`` pump cycles and return the time series and the per-cycle table.
+
+        Raises
+        ------
+        InvalidStateError
+            If adding chi to the relaxed state does not give a state (the relaxation was too short).
+        """
+        start = time.perf_counter()
+        backend = self._backend()
+        chi = self.correlation().matrix
+        v = coupling_potential(self.omega_c, self.delta)
+        state = backend.initial_state(self.initial)
+        pieces: list[tuple[float, Segment, bool]] = []
+        cycles: list[CycleRecord] = []
+        clock = 0.0
+        windows = []
+        n_contact = max(2, math.ceil(self.tau / self.dt_contact) + 1)
+        n_relax = max(2, math.ceil(self.tau_relax / self.dt_relax) + 1)
+        bar = _progress(total=self.cycles * 2, enabled=progress, desc="pump")
+        try:
+            for index in range(self.cycles):
+                rho = backend.rho(state) + chi
+                min_eig = float(np.linalg.eigvalsh(rho)[0])
+                if min_eig < -1e-12:
+                    raise InvalidStateError(
+                        f"cycle {index + 1}: the relaxed state plus chi is not a state (smallest "
+                        f"eigenvalue {min_eig:.3g}); tau_relax = {self.tau_relax:g} is too short "
+                        "for the qubits to rethermalize: lengthen tau_relax")
+                state = backend.with_rho(state, rho)
+                contact = backend.evolve(state, self.coupled_hamiltonian,
+                                         np.linspace(0.0, self.tau, n_contact))
+                bar.update(1)
+                relax_times = np.linspace(0.0, self.tau_relax, n_relax) if self.tau_relax > 0 \
+                    else np.zeros(1)
+                relax = backend.evolve(contact.final_state, H_FREE, relax_times)
+                bar.update(1)
+                state = relax.final_state
+                w_on = float(np.real(np.trace(v @ contact.rho[0])))
+                w_off = -float(np.real(np.trace(v @ contact.rho[-1])))
+                q = contact.heat[-1] + relax.heat[-1]
+                e_start = float(np.real(np.trace(H_FREE @ contact.rho[0])))
+                e_end = float(np.real(np.trace(H_FREE @ relax.rho[-1])))
+                d_int = float(np.sum(relax.interaction_energy[-1] - contact.interaction_energy[0]))
+                residual = e_end - e_start + d_int - float(q.sum()) - (w_on + w_off)
+                i0 = float(mutual_information(contact.rho[0]))
+                cycles.append(CycleRecord(
+                    index=index + 1, Q_A=float(q[0]), Q_B=float(q[1]), W_on=w_on, W_off=w_off,
+                    I0=i0, cop_ratio=float(q[1]) / (self.TA * i0) if i0 > 0 else math.nan,
+                    carnot_bound=self.carnot_bound, first_law_residual=residual,
+                    min_eigenvalue_after_chi=min_eig))
+                windows.append((clock, clock + self.tau))
+                pieces.append((clock, contact, True))
+                pieces.append((clock + self.tau, relax, False))
+                clock += self.tau + self.tau_relax
+        finally:
+            bar.close()
+        normal = self.normal_heat_current(backend) if normal_reference else None
+        t, series = self._assemble(pieces, v)
+        return PumpResult(params=self.params(), t=t, series=series, cycles=cycles,
+                          I0=cycles[0].I0, carnot_bound=self.carnot_bound,
+                          normal_heat_current=normal, wall_time_s=time.perf_counter() - start,
+                          contact_windows=windows)
+
+    def normal_heat_current(self, backend=None) -> float:
+        """Steady heat current from the hot bath A to the cold bath B with the qubits coupled all
+        the time and no correlation (the normal reference of Fig. 6): -j_A in the steady state."""
+        backend = backend or self._backend()
+        ss = backend.steady_state(self.coupled_hamiltonian)
+        seg = backend.evolve(ss, self.coupled_hamiltonian, np.zeros(1))
+        return float(-seg.heat_current[0, 0])
+
+    def _assemble(self, pieces, v) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        ts, rhos, heats, currents, coupled, cycle_start = [], [], [], [], [], []
+        offset = np.zeros(2)
+        for k, (t0, seg, on) in enumerate(pieces):
+            keep = slice(0, None) if k == 0 else slice(1, None)
+            if on and k > 0:
+                keep = slice(0, None)  # the correlation jump: keep both sides of it
+            ts.append(t0 + seg.times[keep])
+            rhos.append(seg.rho[keep])
+            heats.append(offset + seg.heat[keep])
+            currents.append(seg.heat_current[keep])
+            coupled.append(np.full(seg.times[keep].size, on))
+            cycle_start.append(np.full(seg.times[keep].size, k // 2))
+            offset = offset + seg.heat[-1]
+        t = np.concatenate(ts)
+        rho = np.concatenate(rhos)
+        heat = np.concatenate(heats)
+        cycle = np.concatenate(cycle_start)
+        e_a, e_b = local_energies(rho)
+        s_ab = np.atleast_1d(entropy(rho))
+        s_a = np.atleast_1d(entropy(partial_trace(rho, 0)))
+        s_b = np.atleast_1d(entropy(partial_trace(rho, 1)))
+        mi = np.atleast_1d(mutual_information(rho))
+        on = np.concatenate(coupled)
+        first = np.array([np.argmax(cycle == c) for c in cycle])  # index of each cycle's start
+        d_heat = heat - heat[first]
+        entropy_flow = d_heat[:, 0] / self.TA + d_heat[:, 1] / self.TB
+        sigma = s_ab - s_ab[first] - entropy_flow
+        sigma0 = (s_a - s_a[first]) + (s_b - s_b[first]) - entropy_flow
+        series = {
+            "Q_A": heat[:, 0], "Q_B": heat[:, 1],
+            "j_A": np.concatenate(currents)[:, 0], "j_B": np.concatenate(currents)[:, 1],
+            "E_A": np.asarray(e_a), "E_B": np.asarray(e_b), "sed": np.asarray(e_a - e_b),
+            "concurrence": np.atleast_1d(concurrence(rho)), "mutual_information": mi,
+            "delta_S_AB": s_ab - s_ab[first], "sigma": sigma, "sigma0": sigma0,
+            "delta_I": mi - mi[first],
+            "V": np.where(on, np.real(np.einsum("ij,tji->t", v, rho)), 0.0),
+            "coupled": on, "cycle": cycle + 1,
+        }
+        return t, series
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="segment", leave=False)
+
+
+def initial_sed(pump: HeatPump) -> float:
+    """Delta_AB(0) of the bare Gibbs states (for reports)."""
+    return sed_initial(pump.TA, pump.TB)
