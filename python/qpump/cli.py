@@ -194,6 +194,46 @@ def _cmd_pump(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepSpec, load_spec, parse_axis, run_sweep
+
+    spec = load_spec(args.spec) if args.spec else SweepSpec()
+    for text in args.axis:
+        name, values = parse_axis(text)
+        spec.axes[name] = values
+    for text in args.set:
+        name, values = parse_axis(text)
+        if len(values) != 1:
+            raise ValueError(f"--set {text}: give one value (use --axis for several)")
+        spec.fixed[name] = values[0]
+    if args.optimize_tau:
+        spec.optimize_tau = args.optimize_tau
+    spec.validate()
+    if not args.json:
+        print(f"sweep of {spec.size} points over {', '.join(spec.axes)} -> {args.output}/results.csv")
+    rows = run_sweep(spec, args.output, workers=args.workers, dask=args.dask,
+                     progress=not args.no_progress)
+    failed = [r for r in rows if r.get("error")]
+    if args.json:
+        print(json.dumps({"points": len(rows), "failed": len(failed),
+                          "results": f"{args.output}/results.csv"}))
+        return 0
+    print(f"{len(rows)} points done, {len(failed)} failed; table: {args.output}/results.csv")
+    for r in failed[:5]:
+        print(f"  failed at {', '.join(f'{k}={r[k]}' for k in spec.axes)}: {r['error']}")
+    return 0
+
+
+def _cmd_plot_sweep(args: argparse.Namespace) -> int:
+    from .figures import save, sweep_figure
+    from .sweep import read_results
+
+    columns = read_results(args.results)
+    path = save(sweep_figure(columns, args.x, args.y, args.z), args.output)
+    print(f"map written to {path}")
+    return 0
+
+
 def _cmd_figure(args: argparse.Namespace) -> int:
     from .figures import save_figure
 
@@ -282,6 +322,46 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (params, I0, carnot_bound, cycles, normal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=_cmd_pump)
+
+    p = sub.add_parser(
+        "sweep",
+        help="parameter maps: the pump over a grid, resumable, on a process pool or Dask",
+        description=(
+            "Run the pump at every point of a grid (axes from a TOML/YAML SPEC and/or --axis) and "
+            "write DIR/results.csv, a row a point. Every finished point is kept at once: the same "
+            "command after an interruption computes only the missing points. Parameter names: "
+            "TA, TB, omega_c, delta, kappa_a, kappa_b, gamma, tau, relax, cycles (default 1), "
+            "depth, n_exp, expansion, initial, solver, chi11, chi23."
+        ),
+    )
+    p.add_argument("spec", nargs="?", help="TOML or YAML file with [axes] and [fixed] tables")
+    p.add_argument("--axis", action="append", default=[], metavar="NAME=START:STOP:NUM",
+                   help="an axis: NAME=START:STOP:NUM (linspace), NAME=log:START:STOP:NUM or "
+                        "NAME=V1,V2,... (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fixed parameter (repeatable), e.g. --set solver=lindblad")
+    p.add_argument("--optimize-tau", choices=["Q_B", "efficiency"], dest="optimize_tau",
+                   help="at each point choose tau maximising Q_B per cycle or the efficiency "
+                        "(starting from the closed-form SED peak |theta|/(2 Omega))")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run on a Dask cluster at ADDRESS, or 'local' for a LocalCluster "
+                        "(needs pip install 'qpump[dask]')")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("plot-sweep", help="line plot or heat map of a sweep's results",
+                       description="Plot a sweep: z against x (lines) or over (x, y) (heat map), "
+                                   "with the Carnot bound and the zero-pumping contour marked.")
+    p.add_argument("results", help="DIR of a sweep or its results.csv")
+    p.add_argument("-x", required=True, help="parameter on the x axis")
+    p.add_argument("-y", help="parameter on the y axis (heat map)")
+    p.add_argument("--z", default="efficiency",
+                   help="column to show: efficiency, Q_B, Q_A, W_off, ... (default: efficiency)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="PNG/PDF/SVG file")
+    p.set_defaults(func=_cmd_plot_sweep)
 
     p = sub.add_parser("figure", help="draw one of the paper's figures",
                        description="Draw one of the paper's figures (1, 2, 4, 5, 6) to a PNG/PDF/SVG "

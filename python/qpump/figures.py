@@ -19,6 +19,7 @@ __all__ = [
     "pump_figure",
     "transient_runs",
     "closed_run_figure",
+    "sweep_figure",
     "FIGURES",
     "save",
     "save_figure",
@@ -180,6 +181,70 @@ def pump_figure(run: PumpResult):
                  rf"$\bar Q_B/(T_A I_0) = {ratio:.4f}$ (paper Fig. 6)", fontsize="small")
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(columns: dict, x: str, y: str | None = None, z: str = "efficiency"):
+    """Map of a sweep: ``z`` against ``x`` (one line per value of the other varying parameters)
+    or, with ``y``, a heat map over (x, y). The zero-pumping contour (Q_B = 0) is drawn on heat
+    maps; the Carnot bound is drawn with efficiency."""
+    import numpy as np
+
+    plt = _pyplot()
+    for name in (x, y, z):
+        if name is not None and name not in columns:
+            raise InvalidParameterError(
+                f"column {name!r} is not in the results; available: {', '.join(columns)}")
+    from .sweep import PARAMETERS
+
+    ok = np.isfinite(columns[z])  # failed points have no results
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    labels = {"efficiency": r"$\bar Q_B/(T_A I_0)$", "Q_B": r"$\bar Q_B$ per cycle",
+              "Q_A": r"$\bar Q_A$ per cycle", "delta": r"$\delta$", "TB": r"$T_B$", "TA": r"$T_A$"}
+    if y is None:
+        others = [c for c in columns if c not in (x, z) and c in PARAMETERS
+                  and columns[c].dtype.kind == "f" and np.unique(columns[c][ok]).size > 1]
+        groups = sorted({tuple(columns[c][i] for c in others) for i in np.flatnonzero(ok)})
+        for group in groups:
+            sel = ok & np.all([columns[c] == v for c, v in zip(others, group, strict=True)], axis=0)
+            order = np.argsort(columns[x][sel])
+            label = ", ".join(f"{c} = {v:.4g}" for c, v in zip(others, group, strict=True)) or None
+            ax.plot(columns[x][sel][order], columns[z][sel][order], marker="o", ms=3, label=label)
+            if z == "efficiency":
+                ax.plot(columns[x][sel][order], columns["carnot_bound"][sel][order], ls="--",
+                        color="gray", lw=1)
+        if z == "efficiency":
+            ax.plot([], [], ls="--", color="gray", label="Carnot bound $T_B/(T_A - T_B)$")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_ylabel(labels.get(z, z))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    else:
+        xs, ys = np.unique(columns[x][ok]), np.unique(columns[y][ok])
+        grid = np.full((ys.size, xs.size), np.nan)
+        qb = np.full_like(grid, np.nan)
+        for i in np.flatnonzero(ok):
+            r, c = np.searchsorted(ys, columns[y][i]), np.searchsorted(xs, columns[x][i])
+            grid[r, c] = columns[z][i]
+            qb[r, c] = columns["Q_B"][i]
+        mesh = ax.pcolormesh(xs, ys, grid, shading="nearest", cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label=labels.get(z, z))
+        if xs.size > 1 and ys.size > 1 and np.nanmin(qb) < 0 < np.nanmax(qb):
+            ax.contour(xs, ys, qb, levels=[0.0], colors="white", linewidths=1.5)
+            ax.plot([], [], color="white", label=r"no pumping ($\bar Q_B = 0$)")
+        if z == "efficiency" and xs.size > 1 and ys.size > 1:
+            carnot = np.full_like(grid, np.nan)
+            for i in np.flatnonzero(ok):
+                carnot[np.searchsorted(ys, columns[y][i]), np.searchsorted(xs, columns[x][i])] = \
+                    columns["carnot_bound"][i]
+            if np.nanmin(grid - carnot) < 0 < np.nanmax(grid - carnot):
+                ax.contour(xs, ys, grid - carnot, levels=[0.0], colors="red", linestyles="--")
+        ax.set_ylabel(labels.get(y, y))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="best", facecolor="gray")
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_title(f"Pump map: {z}", fontsize="medium")
     fig.tight_layout()
     return fig
 
