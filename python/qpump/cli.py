@@ -182,7 +182,8 @@ def _cmd_pump(args: argparse.Namespace) -> int:
               f"{c.I0:9.6f} {c.cop_ratio:14.6f} {c.first_law_residual:13.2e}")
     last = result.cycles[-1]
     print(f"\nefficiency Q_B/(T_A I_0) = {last.cop_ratio:.4f} against the Carnot bound "
-          f"T_B/(T_A - T_B) = {result.carnot_bound:.4f} (paper: 0.186 against 1)")
+          f"T_B/(T_A - T_B) = {result.carnot_bound:.4f} (paper: 0.186 against 1); with the I_0 of "
+          f"the bare state of Eq. 10: {last.cop_ratio_bare:.4f}")
     print(f"heat delivered to the hot bath per cycle: {-last.Q_A:.6f}; drawn from the cold bath: "
           f"{last.Q_B:.6f}; |Q_A|/|Q_B| = {abs(last.Q_A) / abs(last.Q_B):.5f}")
     if result.normal_heat_current is not None:
@@ -234,12 +235,78 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_circuits_export(args: argparse.Namespace) -> int:
+    from .quantum import export_circuits
+
+    times = None
+    if args.times:
+        try:
+            times = [parse_number(t) for t in args.times.split(",") if t.strip()]
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"--times: {err}") from None
+    manifest = export_circuits(args.output, TA=args.TA, TB=args.TB, omega_c=args.omega_c,
+                               delta=args.delta, times=times)
+    if args.json:
+        print(json.dumps(manifest))
+    else:
+        print(f"wrote {len(manifest['files'])} circuits (OpenQASM 3 and QPY) and manifest.json "
+              f"to {args.output}")
+    return 0
+
+
+def _cmd_crossval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .crossval import REPO_CIRCUITS, crossval_rows, format_markdown, format_table
+
+    pump = _pump_from_args(args)
+    default = all(getattr(args, k) == v for k, v in
+                  (("TA", 2.0), ("TB", 1.0), ("omega_c", 0.1), ("delta", -math.pi / 2)))
+    circuits = REPO_CIRCUITS if default and (REPO_CIRCUITS / "manifest.json").exists() else None
+    rows = crossval_rows(pump, dt=args.dt, circuits_dir=circuits)
+    if args.output:
+        _write_atomic(args.output, lambda p: Path(p).write_text(format_markdown(rows)))
+    if args.json:
+        print(json.dumps({"rows": rows}))
+    else:
+        print(format_table(rows))
+        failed = [r for r in rows if r["passed"] is False]
+        print(f"\n{len(rows)} rows, {sum(r['passed'] is True for r in rows)} passed, "
+              f"{len(failed)} failed, {sum(r['passed'] is None for r in rows)} measurements")
+    return 1 if any(r["passed"] is False for r in rows) else 0
+
+
 def _cmd_figure(args: argparse.Namespace) -> int:
     from .figures import save_figure
 
     path = save_figure(args.number, args.output)
     print(f"figure {args.number} written to {path}")
     return 0
+
+
+def _pump_options(p: argparse.ArgumentParser) -> None:
+    """The parameters of the pump, shared by `qpump pump` and `qpump crossval`."""
+    _number(p, "--TA", 2.0, "temperature of the hot bath A, > 0")
+    _number(p, "--TB", 1.0, "temperature of the cold bath B, > 0")
+    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", -math.pi / 2,
+            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, >= 0", dest="kappa_a")
+    _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, >= 0", dest="kappa_b")
+    _number(p, "--gamma", 2.0, "Drude cutoff of both baths, > 0")
+    _number(p, "--tau", 6.1, "contact time with V_AB on, > 0")
+    _number(p, "--relax", 500.0, "rethermalization time with V_AB off, >= 0")
+    p.add_argument("--cycles", type=int, default=2, help="number of cycles, >= 1 (default: 2)")
+    p.add_argument("--depth", type=int, default=3, help="HEOM hierarchy depth (default: 3)")
+    p.add_argument("--n-exp", type=int, default=2, dest="n_exp",
+                   help="HEOM exponents per bath besides the Drude term (default: 2)")
+    p.add_argument("--expansion", default="matsubara", help="matsubara or pade (default: matsubara)")
+    p.add_argument("--initial", default="equilibrated",
+                   help="equilibrated (steady state of the uncoupled hierarchy, chi added) or "
+                        "product (bare Gibbs product, all ADOs zero) (default: equilibrated)")
+    p.add_argument("--solver", default="heom",
+                   help="heom (exact) or lindblad (weak-coupling local master equation) "
+                        "(default: heom)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -295,33 +362,55 @@ def _build_parser() -> argparse.ArgumentParser:
             "fig6.png to the output folder. Defaults are the paper's Fig. 6."
         ),
     )
-    _number(p, "--TA", 2.0, "temperature of the hot bath A, > 0")
-    _number(p, "--TB", 1.0, "temperature of the cold bath B, > 0")
-    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
-    _number(p, "--delta", -math.pi / 2,
-            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
-    _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, >= 0", dest="kappa_a")
-    _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, >= 0", dest="kappa_b")
-    _number(p, "--gamma", 2.0, "Drude cutoff of both baths, > 0")
-    _number(p, "--tau", 6.1, "contact time with V_AB on, > 0")
-    _number(p, "--relax", 500.0, "rethermalization time with V_AB off, >= 0")
-    p.add_argument("--cycles", type=int, default=2, help="number of cycles, >= 1 (default: 2)")
-    p.add_argument("--depth", type=int, default=3, help="HEOM hierarchy depth (default: 3)")
-    p.add_argument("--n-exp", type=int, default=2, dest="n_exp",
-                   help="HEOM exponents per bath besides the Drude term (default: 2)")
-    p.add_argument("--expansion", default="matsubara", help="matsubara or pade (default: matsubara)")
-    p.add_argument("--initial", default="equilibrated",
-                   help="equilibrated (steady state of the uncoupled hierarchy, chi added) or "
-                        "product (bare Gibbs product, all ADOs zero) (default: equilibrated)")
-    p.add_argument("--solver", default="heom",
-                   help="heom (exact) or lindblad (weak-coupling local master equation) "
-                        "(default: heom)")
+    _pump_options(p)
     p.add_argument("-o", "--output", default="qpump-out", metavar="DIR",
                    help="output folder (default: qpump-out)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (params, I0, carnot_bound, cycles, normal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=_cmd_pump)
+
+    p = sub.add_parser(
+        "crossval",
+        help="cross-validate closed form, HEOM, master equation, Aer and exported circuits",
+        description=(
+            "Run the whole chain at one parameter set and print one table (quantity, max "
+            "deviation, tolerance, pass/fail): closed form vs exact propagation vs Aer; Aer with "
+            "bath channels vs lindblad.py; lindblad.py vs HEOM at weak coupling (measured); the "
+            "pump on HEOM and on Aer side by side; state preparation; exported circuits. Exit "
+            "status 1 when a check fails."
+        ),
+    )
+    _pump_options(p)
+    _number(p, "--dt", 0.05, "Trotter step of the Aer runs, > 0")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the table as Markdown")
+    p.add_argument("--json", action="store_true", help='print {"rows": [...]}')
+    p.set_defaults(func=_cmd_crossval)
+
+    p = sub.add_parser("circuits", help="hardware circuits: export for qubit hardware",
+                       description="Circuits for qubit hardware.")
+    circuits = p.add_subparsers(dest="circuits_command", metavar="ACTION", parser_class=_Parser)
+    circuits.required = True
+    p = circuits.add_parser(
+        "export",
+        help="write preparation, contact and tomography circuits (OpenQASM 3, QPY, manifest.json)",
+        description=(
+            "Write, for one parameter set, the preparation of rho_0, the contact at a list of "
+            "times (E_A, E_B vs t) and the tomography settings, as OpenQASM 3 (standard gates) and "
+            "QPY, with manifest.json giving each file's parameters, qubit roles, suggested shots "
+            "and the exact expected value of what it measures."
+        ),
+    )
+    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
+    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
+    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", -math.pi / 2,
+            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    p.add_argument("--times", metavar="T1,T2,...", help="contact times (default: 0,2,...,16)")
+    p.add_argument("-o", "--output", default="circuits", metavar="DIR",
+                   help="output folder (default: circuits)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=_cmd_circuits_export)
 
     p = sub.add_parser(
         "sweep",

@@ -17,17 +17,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from . import _validate as check
-from .closed import sed_initial
 from .errors import InvalidParameterError, InvalidStateError
 from .info import concurrence, local_energies, mutual_information, partial_trace
 from .info import von_neumann_entropy as entropy
-from .states import H_A, H_B, IDENTITY2, SIGMA_X, correlation_matrix, coupling_potential
+from .states import (
+    H_A,
+    H_B,
+    IDENTITY2,
+    SIGMA_X,
+    correlation_matrix,
+    coupling_potential,
+    product_state,
+)
 
 __all__ = ["HeatPump", "PumpResult", "CycleRecord", "Segment"]
 
@@ -88,6 +95,7 @@ class _HEOMBackend:
     def __init__(self, pump: HeatPump):
         from .heom import DrudeLorentzBath, HEOMSolver
 
+        self.TA, self.TB = pump.TA, pump.TB
         baths = [
             DrudeLorentzBath(Q_A, pump.kappa_a, pump.gamma, pump.TA, n_exp=pump.n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
@@ -100,17 +108,19 @@ class _HEOMBackend:
         self.solver.set_hamiltonian(H_FREE)
         if initial == "equilibrated":
             return self.solver.steady_state()
-        from .heom import ADOState
-
-        return ADOState.from_rho(self.solver, np.kron(np.diag([1.0, 0.0]), np.diag([1.0, 0.0])))
+        return product_state(self.TA, self.TB)  # all other ADOs zero
 
     @staticmethod
     def rho(state) -> np.ndarray:
-        return state.rho
+        return state if isinstance(state, np.ndarray) else state.rho
 
     @staticmethod
     def with_rho(state, rho: np.ndarray):
-        return state.with_rho(rho)
+        if isinstance(state, np.ndarray):
+            return rho
+        ados = state.ados.copy()
+        ados[0] = rho
+        return replace(state, ados=ados)
 
     def steady_state(self, hamiltonian: np.ndarray):
         self.solver.set_hamiltonian(hamiltonian)
@@ -130,7 +140,12 @@ class _HEOMBackend:
 
 @dataclass(frozen=True)
 class CycleRecord:
-    """Per-cycle bookkeeping (heat drawn from each bath during the cycle, switching work)."""
+    """Per-cycle bookkeeping (heat drawn from each bath during the cycle, switching work).
+
+    ``cop_ratio`` is Q_B / (T_A I0) with I0 the mutual information of the state the cycle starts
+    from; ``cop_ratio_bare`` uses instead the I_0 of the bare state of Eq. 10 (0.595453 at
+    T_A = 2, T_B = 1), which differs when the baths dress the qubits.
+    """
 
     index: int
     Q_A: float
@@ -139,6 +154,7 @@ class CycleRecord:
     W_off: float
     I0: float
     cop_ratio: float
+    cop_ratio_bare: float
     carnot_bound: float
     first_law_residual: float
     min_eigenvalue_after_chi: float
@@ -151,12 +167,14 @@ class PumpResult:
     Time series (arrays over ``t``): ``Q_A``, ``Q_B`` (cumulative heat drawn from each bath),
     ``j_A``, ``j_B`` (currents into the baths), ``E_A``, ``E_B``, ``sed``, ``concurrence``,
     ``mutual_information``, ``delta_S_AB``, ``sigma``, ``sigma0`` (per cycle, from its start),
-    ``V`` (<V_AB>, zero while uncoupled) and ``coupled`` (bool mask).
+    ``V`` (<V_AB>, zero while uncoupled) and ``coupled`` (bool mask); ``rho`` is the two-qubit
+    state at every time, shape (n_t, 4, 4).
     """
 
     params: dict
     t: np.ndarray
     series: dict[str, np.ndarray]
+    rho: np.ndarray
     cycles: list[CycleRecord]
     I0: float
     carnot_bound: float
@@ -173,7 +191,7 @@ class PumpResult:
             "cycles": [
                 {"Q_A": c.Q_A, "Q_B": c.Q_B, "W_on": c.W_on, "W_off": c.W_off,
                  "cop_ratio": c.cop_ratio, "first_law_residual": c.first_law_residual,
-                 "I0": c.I0}
+                 "I0": c.I0, "cop_ratio_bare": c.cop_ratio_bare}
                 for c in self.cycles
             ],
             "normal": {"heat_current": self.normal_heat_current},
@@ -288,7 +306,9 @@ class HeatPump:
         """
         start = time.perf_counter()
         backend = self._backend()
-        chi = self.correlation().matrix
+        correlation = self.correlation()
+        chi = correlation.matrix
+        i0_bare = float(mutual_information(correlation.state()))
         v = coupling_potential(self.omega_c, self.delta)
         state = backend.initial_state(self.initial)
         pieces: list[tuple[float, Segment, bool]] = []
@@ -327,6 +347,7 @@ class HeatPump:
                 cycles.append(CycleRecord(
                     index=index + 1, Q_A=float(q[0]), Q_B=float(q[1]), W_on=w_on, W_off=w_off,
                     I0=i0, cop_ratio=float(q[1]) / (self.TA * i0) if i0 > 0 else math.nan,
+                    cop_ratio_bare=float(q[1]) / (self.TA * i0_bare) if i0_bare > 0 else math.nan,
                     carnot_bound=self.carnot_bound, first_law_residual=residual,
                     min_eigenvalue_after_chi=min_eig))
                 windows.append((clock, clock + self.tau))
@@ -336,8 +357,8 @@ class HeatPump:
         finally:
             bar.close()
         normal = self.normal_heat_current(backend) if normal_reference else None
-        t, series = self._assemble(pieces, v)
-        return PumpResult(params=self.params(), t=t, series=series, cycles=cycles,
+        t, rho, series = self._assemble(pieces, v)
+        return PumpResult(params=self.params(), t=t, series=series, rho=rho, cycles=cycles,
                           I0=cycles[0].I0, carnot_bound=self.carnot_bound,
                           normal_heat_current=normal, wall_time_s=time.perf_counter() - start,
                           contact_windows=windows)
@@ -350,7 +371,7 @@ class HeatPump:
         seg = backend.evolve(ss, self.coupled_hamiltonian, np.zeros(1))
         return float(-seg.heat_current[0, 0])
 
-    def _assemble(self, pieces, v) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _assemble(self, pieces, v) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         ts, rhos, heats, currents, coupled, cycle_start = [], [], [], [], [], []
         offset = np.zeros(2)
         for k, (t0, seg, on) in enumerate(pieces):
@@ -389,7 +410,7 @@ class HeatPump:
             "V": np.where(on, np.real(np.einsum("ij,tji->t", v, rho)), 0.0),
             "coupled": on, "cycle": cycle + 1,
         }
-        return t, series
+        return t, rho, series
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -397,7 +418,3 @@ def _progress(total: int, enabled: bool, desc: str):
 
     return tqdm(total=total, disable=not enabled, desc=desc, unit="segment", leave=False)
 
-
-def initial_sed(pump: HeatPump) -> float:
-    """Delta_AB(0) of the bare Gibbs states (for reports)."""
-    return sed_initial(pump.TA, pump.TB)

@@ -1,0 +1,16 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+bit[2] meas;
+qubit[2] q;
+sx q[0];
+rz(4.881174172205978) q[0];
+sx q[0];
+rz(7*pi/2) q[0];
+cx q[0], q[1];
+sx q[0];
+rz(pi/2) q[0];
+rz(-pi) q[1];
+sx q[1];
+rz(-pi/2) q[1];
+meas[0] = measure q[0];
+meas[1] = measure q[1];

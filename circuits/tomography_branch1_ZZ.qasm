@@ -1,0 +1,12 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+bit[2] meas;
+qubit[2] q;
+sx q[0];
+rz(4.881174172205978) q[0];
+sx q[0];
+rz(3*pi) q[0];
+cx q[0], q[1];
+x q[1];
+meas[0] = measure q[0];
+meas[1] = measure q[1];
