@@ -1,1 +1,12 @@
 //! Hierarchical equations of motion, one concept per file.
+
+pub mod bath;
+pub mod error;
+pub mod hierarchy;
+pub mod integrate;
+pub mod linalg;
+pub mod multistep;
+pub mod observables;
+pub mod rhs;
+pub mod solver;
+pub mod steady;

@@ -1,0 +1,560 @@
+"""Exact open-system dynamics: the hierarchical equations of motion (HEOM).
+
+A thin Python face of the Rust core (``qpump._core``): bosonic baths given as sums of exponentials
+(Drude-Lorentz with Matsubara or Pade expansion, or generic), the hierarchy solver with a
+piecewise-constant system Hamiltonian, heat currents and interaction energies at every output
+time, and the steady state of the hierarchy.
+
+Conventions (design.md sections 3 and 4): hbar = k_B = 1; a bath couples through
+``H_I = Q (x) X`` with correlation ``C(t) = sum_k c_k exp(-nu_k t)``; the heat current of a bath is
+the rate of energy flow INTO that bath.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._validate import finite, hermitian, non_negative, non_negative_int, positive, square_matrix
+from .errors import HierarchyTooLargeError, InvalidParameterError
+
+__all__ = [
+    "BathExponent",
+    "ExponentialBath",
+    "DrudeLorentzBath",
+    "ADOState",
+    "HEOMResult",
+    "HEOMSolver",
+    "DEFAULT_RTOL",
+    "DEFAULT_ATOL",
+]
+
+#: Default relative tolerance of the HEOM integrator (local error per step).
+DEFAULT_RTOL = 1e-7
+#: Default absolute tolerance of the HEOM integrator (local error per step, rescaled ADOs).
+DEFAULT_ATOL = 1e-9
+
+
+class BathExponent(NamedTuple):
+    """One term ``c exp(-nu t)`` of a bath correlation function."""
+
+    c: complex
+    nu: float
+    kind: str
+
+
+class ExponentialBath:
+    """A bosonic bath given by its correlation function as a sum of exponentials.
+
+    Parameters
+    ----------
+    Q : array_like, shape (d, d)
+        Hermitian system coupling operator.
+    c : sequence of complex
+        Amplitudes ``c_k`` of ``C(t) = sum_k c_k exp(-nu_k t)`` (t > 0).
+    nu : sequence of float
+        Decay rates ``nu_k > 0``.
+    delta : float, optional
+        Amplitude of a terminator ``-delta [Q, [Q, .]]`` acting on every ADO (default 0).
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``Q`` is not a finite Hermitian square matrix, the lists differ in length, a rate is
+        not positive, or a value is not finite.
+    """
+
+    def __init__(
+        self,
+        Q: np.ndarray,
+        c: Sequence[complex],
+        nu: Sequence[float],
+        delta: float = 0.0,
+    ) -> None:
+        self._init(Q)
+        c_arr = np.atleast_1d(np.asarray(c, dtype=complex))
+        nu_arr = np.atleast_1d(np.asarray(nu, dtype=float))
+        if c_arr.ndim != 1 or nu_arr.ndim != 1 or c_arr.shape != nu_arr.shape:
+            raise InvalidParameterError(
+                f"c and nu must be 1-D of equal length, got shapes {c_arr.shape} and {nu_arr.shape}"
+            )
+        if not np.all(np.isfinite(c_arr)):
+            raise InvalidParameterError(f"c = {c_arr} contains non-finite values")
+        for k, v in enumerate(nu_arr):
+            positive(f"nu[{k}]", v)
+        self._exponents = [
+            BathExponent(complex(a), float(b), "generic") for a, b in zip(c_arr, nu_arr, strict=True)
+        ]
+        self._delta = finite("delta", delta)
+
+    def _init(self, Q: np.ndarray) -> None:
+        self._Q = hermitian("Q", Q)
+        self._Q.setflags(write=False)
+
+    @property
+    def Q(self) -> np.ndarray:
+        """The coupling operator (read-only (d, d) complex array)."""
+        return self._Q
+
+    @property
+    def exponents(self) -> list[BathExponent]:
+        """The exponents ``(c_k, nu_k, kind)`` of the correlation function."""
+        return list(self._exponents)
+
+    @property
+    def delta(self) -> float:
+        """Terminator amplitude (0 when no terminator is used)."""
+        return self._delta
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        """Evaluate the exponential expansion ``sum_k c_k exp(-nu_k t)`` at times ``t``.
+
+        Parameters
+        ----------
+        t : array_like
+            Times (>= 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            Complex values of the expansion (without the terminator's delta function).
+        """
+        t = np.asarray(t, dtype=float)
+        out = np.zeros(t.shape, dtype=complex)
+        for e in self._exponents:
+            out += e.c * np.exp(-e.nu * t)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(d={self._Q.shape[0]}, n_exponents={len(self._exponents)}, "
+            f"delta={self._delta:.6g})"
+        )
+
+
+class DrudeLorentzBath(ExponentialBath):
+    """Bosonic bath with the Drude-Lorentz spectral density.
+
+    ``J(w) = 2 kappa gamma w / (w^2 + gamma^2)``; the correlation function is expanded into the
+    Drude term (``nu_0 = gamma``) and ``n_exp`` Matsubara terms or Pade poles; the neglected tail
+    is kept as a terminator of amplitude ``delta = 2 kappa T / gamma - sum_k Re(c_k) / nu_k``.
+
+    Parameters
+    ----------
+    Q : array_like, shape (d, d)
+        Hermitian system coupling operator.
+    kappa : float
+        Reorganisation energy (QuTiP's ``lam``), >= 0.
+    gamma : float
+        Cutoff frequency, > 0.
+    T : float
+        Temperature, > 0.
+    n_exp : int, optional
+        Number of Matsubara terms or Pade poles besides the Drude term (QuTiP's ``Nk``).
+    expansion : {"matsubara", "pade"}, optional
+        Expansion of the Bose function.
+    terminator : bool, optional
+        Whether to include the terminator (default True).
+
+    Raises
+    ------
+    InvalidParameterError
+        For kappa < 0, gamma <= 0, T <= 0, n_exp < 0, an unknown expansion, non-finite values, a
+        non-Hermitian Q, or gamma coinciding with a bath frequency.
+    """
+
+    def __init__(
+        self,
+        Q: np.ndarray,
+        kappa: float,
+        gamma: float,
+        T: float,
+        n_exp: int = 2,
+        expansion: str = "matsubara",
+        terminator: bool = True,
+    ) -> None:
+        self._init(Q)
+        self.kappa = non_negative("kappa", kappa)
+        self.gamma = positive("gamma", gamma)
+        self.T = positive("T", T)
+        self.n_exp = non_negative_int("n_exp", n_exp)
+        if expansion not in ("matsubara", "pade"):
+            raise InvalidParameterError(f"expansion = {expansion!r} must be 'matsubara' or 'pade'")
+        self.expansion = expansion
+        self.terminator = bool(terminator)
+        c, nu, kinds, delta = _core.drude_lorentz_exponents(
+            self.kappa, self.gamma, self.T, self.n_exp, expansion, self.terminator
+        )
+        self._exponents = [
+            BathExponent(complex(a), float(b), str(k)) for a, b, k in zip(c, nu, kinds, strict=True)
+        ]
+        self._delta = float(delta)
+
+    def spectral_density(self, w: np.ndarray) -> np.ndarray:
+        """``J(w) = 2 kappa gamma w / (w^2 + gamma^2)``."""
+        w = np.asarray(w, dtype=float)
+        return 2.0 * self.kappa * self.gamma * w / (w**2 + self.gamma**2)
+
+
+@dataclass(frozen=True)
+class ADOState:
+    """The whole hierarchy at one time.
+
+    Attributes
+    ----------
+    ados : numpy.ndarray, shape (n_ados, d, d)
+        All auxiliary density operators (unscaled, Tanimura-Kubo normalisation of design.md
+        section 4); ``ados[0]`` is the system density matrix.
+    labels : numpy.ndarray, shape (n_ados, K)
+        The multi-index of each ADO over all exponents of all baths (bath by bath).
+    time : float
+        The time of the state.
+    """
+
+    ados: np.ndarray
+    labels: np.ndarray
+    time: float = 0.0
+
+    @property
+    def rho(self) -> np.ndarray:
+        """The system density matrix (tier 0), shape (d, d)."""
+        return self.ados[0]
+
+    def ado(self, label: Sequence[int]) -> np.ndarray:
+        """Return the ADO with the given multi-index.
+
+        Parameters
+        ----------
+        label : sequence of int
+            One non-negative integer per exponent.
+
+        Returns
+        -------
+        numpy.ndarray
+            The (d, d) ADO.
+
+        Raises
+        ------
+        InvalidParameterError
+            If no ADO has that label.
+        """
+        lab = np.asarray(label, dtype=np.int64)
+        hits = (
+            np.flatnonzero(np.all(self.labels == lab, axis=1)) if lab.shape == (self.labels.shape[1],) else []
+        )
+        if len(hits) != 1:
+            raise InvalidParameterError(f"label = {tuple(label)} is not an ADO of this hierarchy")
+        return self.ados[int(hits[0])]
+
+
+@dataclass
+class HEOMResult:
+    """Output of :meth:`HEOMSolver.run`.
+
+    Attributes
+    ----------
+    times : numpy.ndarray, shape (n_t,)
+    rho : numpy.ndarray, shape (n_t, d, d)
+        System density matrix at each time.
+    heat_current : numpy.ndarray, shape (n_t, n_baths)
+        Rate of energy flow INTO each bath.
+    interaction_energy : numpy.ndarray, shape (n_t, n_baths)
+        ``<H_I^K>`` for each bath.
+    final_state : ADOState
+        The whole hierarchy at ``times[-1]``, to continue from.
+    stats : dict
+        ``n_ados``, ``steps``, ``rejected_steps``, ``rhs_evaluations``, ``wall_time_s``.
+    """
+
+    times: np.ndarray
+    rho: np.ndarray
+    heat_current: np.ndarray
+    interaction_energy: np.ndarray
+    final_state: ADOState
+    stats: dict = field(default_factory=dict)
+
+
+def physical_memory_bytes() -> int | None:
+    """Total physical memory of the machine in bytes, or None if it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class HEOMSolver:
+    """Hierarchical equations of motion for a system coupled to bosonic baths.
+
+    Parameters
+    ----------
+    H : array_like, shape (d, d)
+        Hermitian system Hamiltonian (may be changed later with :meth:`set_hamiltonian`).
+    baths : sequence of ExponentialBath
+        The baths (e.g. :class:`DrudeLorentzBath`), each with its own coupling operator.
+    depth : int, optional
+        Truncation depth of the hierarchy (largest tier), >= 0.
+    rtol, atol : float, optional
+        Relative and absolute tolerances of the local error per step (on rescaled ADOs).
+    max_step : float, optional
+        Largest step size (default: unlimited).
+    memory_limit_bytes : int, optional
+        Largest memory the hierarchy may use; default half of the machine's physical memory.
+    method : {"adams", "etdrk4"}, optional
+        Time stepper. Both treat the decay of every ADO exactly and work in the interaction
+        picture of H. "adams" (default): variable-step exponential Adams predictor-corrector,
+        two coupling sweeps per step. "etdrk4": Cox-Matthews ETDRK4 with step doubling
+        (eleven sweeps per step; use rtol <= 1e-8, atol <= 1e-10 for 1e-8 accuracy).
+
+    Raises
+    ------
+    InvalidParameterError
+        For invalid arguments (non-Hermitian H, shape mismatches, negative depth, ...).
+    HierarchyTooLargeError
+        If the hierarchy would need more memory than ``memory_limit_bytes`` (checked before any
+        allocation).
+    """
+
+    def __init__(
+        self,
+        H: np.ndarray,
+        baths: Sequence[ExponentialBath],
+        depth: int = 3,
+        *,
+        rtol: float = DEFAULT_RTOL,
+        atol: float = DEFAULT_ATOL,
+        max_step: float = math.inf,
+        memory_limit_bytes: int | None = None,
+        method: str = "adams",
+    ) -> None:
+        H = hermitian("H", H)
+        d = H.shape[0]
+        if isinstance(baths, ExponentialBath):
+            baths = [baths]
+        baths = list(baths)
+        for i, b in enumerate(baths):
+            if not isinstance(b, ExponentialBath):
+                raise InvalidParameterError(
+                    f"baths[{i}] = {b!r} is not a bath (DrudeLorentzBath or ExponentialBath)"
+                )
+            if b.Q.shape != (d, d):
+                raise InvalidParameterError(f"baths[{i}].Q has shape {b.Q.shape} but H has shape {(d, d)}")
+        self.depth = non_negative_int("depth", depth)
+        rtol = positive("rtol", rtol)
+        atol = positive("atol", atol)
+        max_step = positive("max_step", max_step, allow_inf=True)
+        n_exponents = sum(len(b.exponents) for b in baths)
+        n_ados = _core.ado_count(n_exponents, self.depth)
+        if memory_limit_bytes is None:
+            phys = physical_memory_bytes()
+            limit = phys // 2 if phys else 8 * 1024**3
+        else:
+            limit = int(positive("memory_limit_bytes", memory_limit_bytes))
+        need = _core.solver_memory_bytes(n_ados, d, n_exponents) if n_ados is not None else None
+        if n_ados is None or need is None or need > limit or n_ados >= 2**32 - 1:
+            count = "more than 2^64" if n_ados is None else f"{n_ados}"
+            raise HierarchyTooLargeError(
+                f"the hierarchy has {count} ADOs (depth = {self.depth}, {n_exponents} exponents "
+                f"over {len(baths)} baths, d = {d}) and needs about {need} bytes, above "
+                f"memory_limit_bytes = {limit}; lower depth or n_exp (or raise memory_limit_bytes)"
+            )
+        self._baths = baths
+        self._H = H
+        self._core = _core.HeomCore(
+            np.ascontiguousarray(H),
+            [
+                (
+                    np.ascontiguousarray(b.Q, dtype=complex),
+                    np.array([e.c for e in b.exponents], dtype=complex),
+                    np.array([e.nu for e in b.exponents], dtype=float),
+                    float(b.delta),
+                )
+                for b in baths
+            ],
+            self.depth,
+            rtol,
+            atol,
+            float(max_step),
+            method,
+        )
+        self._labels = self._core.labels()
+        self._labels.setflags(write=False)
+
+    @property
+    def n_ados(self) -> int:
+        """Number of ADOs in the hierarchy."""
+        return int(self._core.n_ados)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """ADO labels, shape (n_ados, K)."""
+        return self._labels
+
+    @property
+    def dim(self) -> int:
+        """System dimension d."""
+        return int(self._H.shape[0])
+
+    @property
+    def baths(self) -> list[ExponentialBath]:
+        """The baths."""
+        return list(self._baths)
+
+    @property
+    def H(self) -> np.ndarray:
+        """The current system Hamiltonian."""
+        return self._H.copy()
+
+    def set_hamiltonian(self, H: np.ndarray) -> None:
+        """Replace the system Hamiltonian; the hierarchy is not rebuilt.
+
+        Parameters
+        ----------
+        H : array_like, shape (d, d)
+            New Hermitian system Hamiltonian.
+        """
+        H = hermitian("H", H, self.dim)
+        self._core.set_hamiltonian(np.ascontiguousarray(H))
+        self._H = H
+
+    def _initial_ados(self, rho0: np.ndarray | ADOState) -> np.ndarray:
+        d = self.dim
+        if isinstance(rho0, ADOState):
+            ados = np.asarray(rho0.ados, dtype=complex)
+            if ados.shape != (self.n_ados, d, d):
+                raise InvalidParameterError(
+                    f"rho0 is an ADOState of shape {ados.shape}, the solver needs {(self.n_ados, d, d)}"
+                )
+            if not np.array_equal(rho0.labels, self._labels):
+                raise InvalidParameterError("rho0 is an ADOState of a different hierarchy")
+            if not np.all(np.isfinite(ados)):
+                raise InvalidParameterError("rho0 contains non-finite ADOs")
+            return np.ascontiguousarray(ados)
+        rho = square_matrix("rho0", rho0, d)
+        rho = hermitian("rho0", rho, d, atol=1e-10)
+        ados = np.zeros((self.n_ados, d, d), dtype=complex)
+        ados[0] = rho
+        return ados
+
+    def run(
+        self,
+        rho0: np.ndarray | ADOState,
+        times: Sequence[float] | np.ndarray,
+        progress: bool = False,
+    ) -> HEOMResult:
+        """Propagate from ``rho0`` at ``times[0]`` through the output ``times``.
+
+        Parameters
+        ----------
+        rho0 : array_like, shape (d, d), or ADOState
+            Initial system state (all other ADOs zero) or a whole hierarchy (e.g. a previous
+            result's ``final_state`` or :meth:`steady_state`).
+        times : array_like, shape (n_t,)
+            Non-decreasing output times; the propagation starts at ``times[0]``.
+        progress : bool, optional
+            Show a progress bar (tqdm) while propagating.
+
+        Returns
+        -------
+        HEOMResult
+
+        Raises
+        ------
+        InvalidParameterError
+            For bad shapes, non-finite or decreasing times.
+        IntegrationError
+            If a non-finite value appears while integrating.
+        """
+        t = np.asarray(times, dtype=float)
+        if t.ndim != 1 or t.size == 0:
+            raise InvalidParameterError(f"times must be a non-empty 1-D array, got shape {t.shape}")
+        if not np.all(np.isfinite(t)):
+            raise InvalidParameterError("times contains non-finite values")
+        if np.any(np.diff(t) < 0):
+            raise InvalidParameterError("times must be non-decreasing")
+        ados = self._initial_ados(rho0)
+        before = dict(self._core.stats())
+        start = time.perf_counter()
+        self._core.set_state(float(t[0]), ados)
+        n_chunks = 1 if not progress else min(t.size, 200)
+        bounds = np.linspace(0, t.size, n_chunks + 1).astype(int)
+        rhos, heats, eints = [], [], []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=float(t[-1] - t[0]), unit="t", desc="HEOM")
+        try:
+            done = float(t[0])
+            for i0, i1 in zip(bounds[:-1], bounds[1:], strict=True):
+                if i1 <= i0:
+                    continue
+                r, j, e = self._core.propagate(np.ascontiguousarray(t[i0:i1]))
+                rhos.append(r)
+                heats.append(j)
+                eints.append(e)
+                if bar is not None:
+                    bar.update(float(t[i1 - 1]) - done)
+                    done = float(t[i1 - 1])
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - start
+        after = dict(self._core.stats())
+        final = ADOState(self._core.state(), self._labels, float(t[-1]))
+        stats = {
+            "n_ados": self.n_ados,
+            "steps": int(after["steps"] - before["steps"]),
+            "rejected_steps": int(after["rejected_steps"] - before["rejected_steps"]),
+            "rhs_evaluations": int(after["rhs_evaluations"] - before["rhs_evaluations"]),
+            "wall_time_s": wall,
+        }
+        return HEOMResult(
+            times=t.copy(),
+            rho=np.concatenate(rhos),
+            heat_current=np.concatenate(heats),
+            interaction_energy=np.concatenate(eints),
+            final_state=final,
+            stats=stats,
+        )
+
+    def steady_state(self) -> ADOState:
+        """Steady state of the whole hierarchy for the current Hamiltonian.
+
+        Solves ``L x = 0`` with ``tr rho = 1`` (the trace condition replaces one equation) with a
+        sparse direct solver.
+
+        Returns
+        -------
+        ADOState
+            The stationary hierarchy (``.rho`` is the stationary system state).
+        """
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+
+        d = self.dim
+        rows, cols, vals, dim = self._core.generator()
+        rows = rows.astype(np.int64)
+        cols = cols.astype(np.int64)
+        # Replace the equation of rho_00 (redundant by trace preservation) with tr rho = 1.
+        keep = rows != 0
+        diag = np.array([i * d + i for i in range(d)], dtype=np.int64)
+        rows = np.concatenate([rows[keep], np.zeros(d, dtype=np.int64)])
+        cols = np.concatenate([cols[keep], diag])
+        vals = np.concatenate([vals[keep], np.ones(d, dtype=complex)])
+        mat = sp.csc_matrix((vals, (rows, cols)), shape=(dim, dim))
+        rhs = np.zeros(dim, dtype=complex)
+        rhs[0] = 1.0
+        x = spla.spsolve(mat, rhs, permc_spec="MMD_AT_PLUS_A")
+        if not np.all(np.isfinite(x)):
+            raise InvalidParameterError("the steady state is not unique for this model (singular generator)")
+        scales = self._core.ado_scales()
+        ados = x.reshape(self.n_ados, d, d) * scales[:, None, None]
+        ados[0] = 0.5 * (ados[0] + ados[0].conj().T)
+        return ADOState(ados, self._labels, 0.0)

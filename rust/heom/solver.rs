@@ -1,0 +1,383 @@
+//! The HEOM model and its state: system Hamiltonian (piecewise constant), baths, hierarchy,
+//! and the ADOs held in the working representation of the integrator.
+//!
+//! Working representation: ADOs rescaled (see `rhs.rs`), expressed in the eigenbasis of the
+//! current H, in the interaction picture with respect to H relative to a reference time
+//! `t_ref` (w = e^{iH(t - t_ref)} y e^{-iH(t - t_ref)}). Changing H re-expresses the ADOs in
+//! the new eigenbasis; the hierarchy and all ADOs are kept.
+
+use super::bath::BathExponents;
+use super::error::{HeomError, HeomResult};
+use super::hierarchy::Hierarchy;
+use super::linalg::{adjoint, hermitian_eigen, hermiticity_defect, matmul, max_abs, C64};
+use super::multistep::AdamsHistory;
+use super::rhs::{Couplings, Entry};
+use std::collections::HashMap;
+
+/// A bath as seen by the solver: its coupling operator Q (row-major d x d) and its exponents.
+#[derive(Debug, Clone)]
+pub struct BathSpec {
+    pub q: Vec<C64>,
+    pub exps: BathExponents,
+}
+
+/// Integration counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    pub steps: u64,
+    pub rejected: u64,
+    pub rhs_evaluations: u64,
+}
+
+/// Number of interleaved per-ADO work fields used by the integrator.
+pub const N_FIELDS: usize = 6;
+
+/// The solver: model, state and work buffers.
+#[derive(Debug, Clone)]
+pub struct Solver {
+    pub d: usize,
+    pub hier: Hierarchy,
+    pub coup: Couplings,
+    pub baths: Vec<BathSpec>,
+    /// Exponent amplitudes and rates over all baths (bath-major).
+    pub c: Vec<C64>,
+    pub nu: Vec<f64>,
+    /// Current Hamiltonian (computational basis), its eigenvalues and eigenvectors (columns).
+    pub h: Vec<C64>,
+    pub energies: Vec<f64>,
+    pub u: Vec<C64>,
+    /// Q of each bath in the eigenbasis (dense).
+    pub q_eig: Vec<Vec<C64>>,
+    /// Non-zero pattern of each Q in the eigenbasis (values at t = t_ref).
+    pub q_nz: Vec<Vec<Entry>>,
+    pub t: f64,
+    pub t_ref: f64,
+    pub w: Vec<C64>,
+    pub rtol: f64,
+    pub atol: f64,
+    pub max_step: f64,
+    /// Proposed next (big) step; 0 when unknown.
+    pub h_next: f64,
+    /// Decay class of each ADO and the decay rate of each class.
+    pub class_of: Vec<u32>,
+    pub class_decay: Vec<f64>,
+    pub stats: Stats,
+    // work buffers
+    pub(crate) x: Vec<C64>,
+    pub(crate) x2: Vec<C64>,
+    pub(crate) fields: Vec<C64>,
+    pub(crate) scratch: Vec<C64>,
+    /// Start derivative of tiers 0 and 1 of the last attempted step (dense output).
+    pub(crate) dense_nu0: Vec<C64>,
+    /// Use the exponential Adams PECE method instead of ETDRK4 with step doubling.
+    pub adams_method: bool,
+    pub(crate) adams: AdamsHistory,
+}
+
+fn check_matrix(name: &str, m: &[C64], d: usize) -> HeomResult<()> {
+    if m.len() != d * d {
+        return Err(HeomError::invalid(
+            name,
+            format!(
+                "{name} must have {} entries (d = {d}), got {}",
+                d * d,
+                m.len()
+            ),
+        ));
+    }
+    if m.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+        return Err(HeomError::invalid(
+            name,
+            format!("{name} contains non-finite entries"),
+        ));
+    }
+    let defect = hermiticity_defect(m, d);
+    if defect > 1e-12 * max_abs(m).max(1.0) {
+        return Err(HeomError::invalid(
+            name,
+            format!("{name} is not Hermitian: max |{name} - {name}^dagger| = {defect:.3e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of memory the solver needs for `n_ados` ADOs of dimension d with K exponents.
+pub fn memory_estimate(n_ados: u64, d: u64, n_exponents: u64) -> u64 {
+    // state, two stage buffers, ETDRK4 fields, Adams history and predicted forcing
+    let arrays = 3 + N_FIELDS as u64 + super::multistep::MAX_ORDER as u64 + 1;
+    let per_ado = arrays * d * d * 16
+        + 8 * n_exponents.max(1) + 2 * n_exponents // neighbour tables, labels
+        + 24; // decay, class, scratch share
+    n_ados.saturating_mul(per_ado)
+}
+
+impl Solver {
+    /// Build the solver for Hamiltonian `h` (row-major d x d), `baths`, truncated at `depth`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        d: usize,
+        h: &[C64],
+        baths: Vec<BathSpec>,
+        depth: usize,
+        rtol: f64,
+        atol: f64,
+        max_step: f64,
+    ) -> HeomResult<Self> {
+        if d == 0 {
+            return Err(HeomError::invalid(
+                "H",
+                "the system dimension must be at least 1",
+            ));
+        }
+        check_matrix("H", h, d)?;
+        for (b, bath) in baths.iter().enumerate() {
+            check_matrix(&format!("baths[{b}].Q"), &bath.q, d)?;
+        }
+        if !(rtol.is_finite() && rtol > 0.0) {
+            return Err(HeomError::invalid(
+                "rtol",
+                format!("rtol = {rtol} must be > 0"),
+            ));
+        }
+        if !(atol.is_finite() && atol > 0.0) {
+            return Err(HeomError::invalid(
+                "atol",
+                format!("atol = {atol} must be > 0"),
+            ));
+        }
+        if max_step.is_nan() || max_step <= 0.0 {
+            return Err(HeomError::invalid(
+                "max_step",
+                format!("max_step = {max_step} must be > 0"),
+            ));
+        }
+        let mut c = Vec::new();
+        let mut nu = Vec::new();
+        let mut ranges = Vec::new();
+        for bath in &baths {
+            let k0 = c.len();
+            for e in &bath.exps.exponents {
+                c.push(e.c);
+                nu.push(e.nu);
+            }
+            ranges.push((k0, c.len()));
+        }
+        let hier = Hierarchy::new(c.len(), depth)?;
+        let delta = baths.iter().map(|b| b.exps.delta).collect();
+        let coup = Couplings::new(d, &hier, ranges, delta, &c, &nu);
+        let n = hier.n_ados();
+        let mut classes: HashMap<u64, u32> = HashMap::new();
+        let mut class_decay = Vec::new();
+        let class_of = coup
+            .decay
+            .iter()
+            .map(|g| {
+                *classes.entry(g.to_bits()).or_insert_with(|| {
+                    class_decay.push(*g);
+                    (class_decay.len() - 1) as u32
+                })
+            })
+            .collect();
+        let d2 = d * d;
+        let scratch_len = coup.scratch_len(n);
+        let mut s = Solver {
+            d,
+            hier,
+            coup,
+            baths,
+            c,
+            nu,
+            h: Vec::new(),
+            energies: Vec::new(),
+            u: Vec::new(),
+            q_eig: Vec::new(),
+            q_nz: Vec::new(),
+            t: 0.0,
+            t_ref: 0.0,
+            w: vec![C64::new(0.0, 0.0); n * d2],
+            rtol,
+            atol,
+            max_step,
+            h_next: 0.0,
+            class_of,
+            class_decay,
+            stats: Stats::default(),
+            x: vec![C64::new(0.0, 0.0); n * d2],
+            x2: vec![C64::new(0.0, 0.0); n * d2],
+            fields: vec![C64::new(0.0, 0.0); n * d2 * N_FIELDS],
+            scratch: vec![C64::new(0.0, 0.0); scratch_len],
+            dense_nu0: Vec::new(),
+            adams_method: false,
+            adams: AdamsHistory::default(),
+        };
+        s.install_hamiltonian(h);
+        Ok(s)
+    }
+
+    /// Number of ADOs.
+    pub fn n_ados(&self) -> usize {
+        self.hier.n_ados()
+    }
+
+    /// Rescaling factor s_a = prod_k sqrt(n_k! a_k^{n_k}) of each ADO (rho_a = s_a r_a).
+    pub fn ado_scales(&self) -> Vec<f64> {
+        (0..self.n_ados())
+            .map(|a| {
+                let mut log_s = 0.0;
+                for (k, &n) in self.hier.label(a).iter().enumerate() {
+                    for m in 1..=n as usize {
+                        log_s += 0.5 * ((m as f64).ln() + self.coup.scale[k].ln());
+                    }
+                }
+                log_s.exp()
+            })
+            .collect()
+    }
+
+    fn install_hamiltonian(&mut self, h: &[C64]) {
+        let d = self.d;
+        let (e, u) = hermitian_eigen(h, d);
+        let ud = adjoint(&u, d);
+        self.q_eig = self
+            .baths
+            .iter()
+            .map(|b| matmul(&matmul(&ud, &b.q, d), &u, d))
+            .collect();
+        self.q_nz = self
+            .q_eig
+            .iter()
+            .map(|q| {
+                let cut = 1e-14 * max_abs(q);
+                let mut nz = Vec::new();
+                for i in 0..d {
+                    for j in 0..d {
+                        if q[i * d + j].norm() > cut {
+                            nz.push((i, j, q[i * d + j]));
+                        }
+                    }
+                }
+                nz
+            })
+            .collect();
+        self.h = h.to_vec();
+        self.energies = e;
+        self.u = u;
+    }
+
+    /// Phase e^{-i (E_i - E_j) tau} taking the interaction picture back to the eigenbasis.
+    pub fn phases(&self, tau: f64) -> Vec<C64> {
+        let d = self.d;
+        let mut p = Vec::with_capacity(d * d);
+        for i in 0..d {
+            for j in 0..d {
+                p.push(C64::from_polar(
+                    1.0,
+                    -(self.energies[i] - self.energies[j]) * tau,
+                ));
+            }
+        }
+        p
+    }
+
+    /// Q of each bath in the interaction picture at time t: Q_ij e^{i (E_i - E_j)(t - t_ref)}.
+    pub fn q_at(&self, t: f64) -> Vec<Vec<Entry>> {
+        let tau = t - self.t_ref;
+        self.q_nz
+            .iter()
+            .map(|nz| {
+                nz.iter()
+                    .map(|&(i, j, q)| {
+                        let ph = C64::from_polar(1.0, (self.energies[i] - self.energies[j]) * tau);
+                        (i, j, q * ph)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Replace the system Hamiltonian at the current time; the ADOs are kept.
+    pub fn set_hamiltonian(&mut self, h: &[C64]) -> HeomResult<()> {
+        check_matrix("H", h, self.d)?;
+        let d = self.d;
+        let d2 = d * d;
+        let ph = self.phases(self.t - self.t_ref);
+        let old_u = self.u.clone();
+        self.install_hamiltonian(h);
+        // W = U_new^dagger U_old maps old eigenbasis components to new ones.
+        let wmat = matmul(&adjoint(&self.u, d), &old_u, d);
+        let wd = adjoint(&wmat, d);
+        for blk in self.w.chunks_exact_mut(d2) {
+            for (x, p) in blk.iter_mut().zip(&ph) {
+                *x *= p;
+            }
+            let r = matmul(&matmul(&wmat, blk, d), &wd, d);
+            blk.copy_from_slice(&r);
+        }
+        self.t_ref = self.t;
+        self.h_next = 0.0;
+        self.adams.clear();
+        Ok(())
+    }
+
+    /// Load the full hierarchy (unscaled ADOs, computational basis, row-major blocks) at time t.
+    pub fn set_state(&mut self, t: f64, ados: &[C64]) -> HeomResult<()> {
+        let d = self.d;
+        let d2 = d * d;
+        if ados.len() != self.n_ados() * d2 {
+            return Err(HeomError::invalid(
+                "state",
+                format!(
+                    "the hierarchy has {} ADOs of {d}x{d}, got {} values",
+                    self.n_ados(),
+                    ados.len()
+                ),
+            ));
+        }
+        if !t.is_finite() {
+            return Err(HeomError::invalid("t0", format!("t0 = {t} is not finite")));
+        }
+        if ados.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+            return Err(HeomError::invalid(
+                "state",
+                "the ADOs contain non-finite entries",
+            ));
+        }
+        let ud = adjoint(&self.u, d);
+        let scales = self.ado_scales();
+        for (a, (dst, src)) in self
+            .w
+            .chunks_exact_mut(d2)
+            .zip(ados.chunks_exact(d2))
+            .enumerate()
+        {
+            let r = matmul(&matmul(&ud, src, d), &self.u, d);
+            let inv = 1.0 / scales[a];
+            for (x, y) in dst.iter_mut().zip(&r) {
+                *x = y * inv;
+            }
+        }
+        self.t = t;
+        self.t_ref = t;
+        self.h_next = 0.0;
+        self.adams.clear();
+        Ok(())
+    }
+
+    /// The full hierarchy at the current time (unscaled, computational basis, row-major blocks).
+    pub fn state(&self) -> Vec<C64> {
+        let d = self.d;
+        let d2 = d * d;
+        let ph = self.phases(self.t - self.t_ref);
+        let ud = adjoint(&self.u, d);
+        let scales = self.ado_scales();
+        let mut out = Vec::with_capacity(self.w.len());
+        let mut blk = vec![C64::new(0.0, 0.0); d2];
+        for (a, src) in self.w.chunks_exact(d2).enumerate() {
+            for ((b, x), p) in blk.iter_mut().zip(src).zip(&ph) {
+                *b = x * p * scales[a];
+            }
+            out.extend(matmul(&matmul(&self.u, &blk, d), &ud, d));
+        }
+        out
+    }
+}

@@ -1,0 +1,513 @@
+"""Tests of qpump.heom: bath exponents, hierarchy dynamics and observables.
+
+QuTiP's HEOMSolver (a declared test dependency) is the oracle for the dynamics; the physical
+checks (pure dephasing, closed-system limit, detailed balance, first law, trace) are independent
+of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import qutip as qt
+import scipy.integrate
+import scipy.linalg
+from qutip.solver.heom import DrudeLorentzBath as QtDLBath
+from qutip.solver.heom import DrudeLorentzPadeBath as QtPadeBath
+from qutip.solver.heom import HEOMSolver as QtHEOMSolver
+
+from qpump.errors import HierarchyTooLargeError, IntegrationError, InvalidParameterError
+from qpump.heom import ADOState, DrudeLorentzBath, ExponentialBath, HEOMSolver
+
+SX = np.array([[0, 1], [1, 0]], dtype=complex)
+SY = np.array([[0, -1j], [1j, 0]], dtype=complex)
+SZ = np.diag([-1.0, 1.0]).astype(complex)  # design.md: sigma_z = diag(-1, +1) in (|0>, |1>)
+I2 = np.eye(2, dtype=complex)
+H0 = np.kron(SZ, I2) / 2 + np.kron(I2, SZ) / 2
+QA = np.kron(SX, I2)
+QB = np.kron(I2, SX)
+DIMS = [[2, 2], [2, 2]]
+
+
+def v_ab(omega: float = 0.1, phi_v: float = -np.pi / 2) -> np.ndarray:
+    """V_AB of Eq. 7 (row |01>, column |10> carries e^{i phi_V})."""
+    v = np.zeros((4, 4), dtype=complex)
+    v[1, 2] = omega * np.exp(1j * phi_v)
+    v[2, 1] = np.conj(v[1, 2])
+    return v
+
+
+def correlated_state(t_a: float = 2.0, t_b: float = 1.0, phi_chi: float = 0.0) -> np.ndarray:
+    """rho_A x rho_B + chi of Eq. 5-10 (maximal concurrence)."""
+
+    def gibbs(t: float) -> np.ndarray:
+        p = np.exp(np.array([0.5, -0.5]) / t)
+        return p / p.sum()
+
+    lam = np.kron(gibbs(t_a), gibbs(t_b))
+    rho = np.diag(lam).astype(complex)
+    l4 = lam[3]
+    rho += np.diag([-l4, l4, l4, -l4])
+    rho[1, 2] += np.exp(1j * phi_chi) * np.sqrt(l4)
+    rho[2, 1] += np.exp(-1j * phi_chi) * np.sqrt(l4)
+    return rho
+
+
+def chi_matrix(t_a: float = 2.0, t_b: float = 1.0) -> np.ndarray:
+    """chi of Eq. 10 (phi_chi = 0): the correlated state minus the product of Gibbs states."""
+    rho = correlated_state(t_a, t_b)
+    lam4 = np.exp(-0.5 / t_a) / (2 * np.cosh(0.5 / t_a)) * np.exp(-0.5 / t_b) / (2 * np.cosh(0.5 / t_b))
+    product = np.diag(np.diag(rho)) + np.diag([lam4, -lam4, -lam4, lam4])
+    return rho - product
+
+
+# ----------------------------------------------------------------------------------------------
+# QuTiP oracle
+# ----------------------------------------------------------------------------------------------
+
+
+def _qt_bath(q, kappa, gamma, temp, n_exp, expansion, dims):
+    cls = QtDLBath if expansion == "matsubara" else QtPadeBath
+    return cls(qt.Qobj(q, dims=dims), lam=kappa, gamma=gamma, T=temp, Nk=n_exp)
+
+
+def _qt_heat_current(state, qbath, q, offset, n_total, h):
+    """j into the bath from QuTiP's first-tier ADOs (design.md section 4)."""
+    j = 0.0
+    for k, e in enumerate(qbath.exponents):
+        label = [0] * n_total
+        label[offset + k] = 1
+        j += e.vk * np.trace(q @ state.extract(tuple(label)).full()).real
+    ci0 = sum(e.ck2 if e.ck2 is not None else 0.0 for e in qbath.exponents)
+    rho = state.rho.full()
+    j -= 2 * ci0 * np.trace(q @ q @ rho).real
+    delta = qbath.terminator()[0].real
+    c1 = h @ q - q @ h
+    j += delta * np.trace((c1 @ q - q @ c1) @ rho).real
+    return j
+
+
+def qutip_reference(segments, bath_params, depth, rho0, dims):
+    """Run QuTiP's HEOMSolver over piecewise-constant segments [(H, times), ...].
+
+    Returns rho (n_t, d, d) and heat currents (n_t, n_baths) at the concatenated times
+    (the first time of each later segment repeats the last of the previous one).
+    """
+    qbaths = [_qt_bath(q, *p, dims) for q, p in bath_params]
+    qs = [q for q, _ in bath_params]
+    n_total = sum(len(b.exponents) for b in qbaths)
+    offsets = np.cumsum([0] + [len(b.exponents) for b in qbaths])
+    opts = dict(rtol=1e-11, atol=1e-13, nsteps=10**8, store_ados=True, progress_bar=False)
+    state = qt.Qobj(rho0, dims=dims)
+    rhos, currents = [], []
+    for h, times in segments:
+        liou = qt.liouvillian(qt.Qobj(h, dims=dims))
+        for b in qbaths:
+            liou = liou + b.terminator()[1]
+        solver = QtHEOMSolver(liou, qbaths, max_depth=depth, options=opts)
+        res = solver.run(state, times)
+        for st in res.ado_states:
+            rhos.append(st.rho.full())
+            currents.append(
+                [
+                    _qt_heat_current(st, b, q, offsets[i], n_total, h)
+                    for i, (b, q) in enumerate(zip(qbaths, qs, strict=True))
+                ]
+            )
+        state = res.ado_states[-1]
+    return np.array(rhos), np.array(currents)
+
+
+def qpump_run(segments, bath_params, depth, rho0, **kw):
+    baths = [DrudeLorentzBath(q, *p) for q, p in bath_params]
+    solver = HEOMSolver(segments[0][0], baths, depth=depth, **kw)
+    state = rho0
+    rhos, currents = [], []
+    for h, times in segments:
+        solver.set_hamiltonian(h)
+        res = solver.run(state, times)
+        rhos.append(res.rho)
+        currents.append(res.heat_current)
+        state = res.final_state
+    return np.concatenate(rhos), np.concatenate(currents), solver
+
+
+CASES = {
+    # name: (segments builder, bath params, depth, rho0, dims)
+    "qubit_one_bath": (
+        lambda: [(0.5 * SZ + 0.25 * SX, np.linspace(0, 8, 41))],
+        [(SX, (0.05, 1.0, 1.0, 2, "matsubara"))],
+        4,
+        np.array([[0.3, 0.2 - 0.1j], [0.2 + 0.1j, 0.7]]),
+        [[2], [2]],
+    ),
+    "pump_V_on_matsubara": (
+        lambda: [(H0 + v_ab(), np.linspace(0, 8, 41))],
+        [(QA, (0.01, 2.0, 2.0, 2, "matsubara")), (QB, (0.023, 2.0, 1.0, 2, "matsubara"))],
+        3,
+        correlated_state(),
+        DIMS,
+    ),
+    "pump_V_switched_off": (
+        lambda: [
+            (H0 + v_ab(), np.linspace(0, 4, 21)),
+            (H0, np.linspace(4, 9, 26)),
+        ],
+        [(QA, (0.01, 2.0, 2.0, 2, "matsubara")), (QB, (0.023, 2.0, 1.0, 2, "matsubara"))],
+        3,
+        correlated_state(),
+        DIMS,
+    ),
+    "pump_pade_second_parameters": (
+        lambda: [
+            (H0 + v_ab(0.3, np.pi / 3), np.linspace(0, 3, 16)),
+            (H0, np.linspace(3, 7, 21)),
+        ],
+        [(QA, (0.05, 1.0, 1.5, 2, "pade")), (QB, (0.08, 1.0, 0.7, 2, "pade"))],
+        3,
+        correlated_state(1.5, 0.7, 0.4),
+        DIMS,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_dynamics_match_qutip(name):
+    build, bath_params, depth, rho0, dims = CASES[name]
+    segments = build()
+    rho_ref, j_ref = qutip_reference(segments, bath_params, depth, rho0, dims)
+    rho, j, _ = qpump_run(segments, bath_params, depth, rho0)
+    assert rho.shape == rho_ref.shape and j.shape == j_ref.shape
+    assert np.max(np.abs(rho - rho_ref)) < 1e-7
+    assert np.max(np.abs(j - j_ref)) < 1e-7
+    # the comparison is not vacuous: the currents are far from zero
+    assert np.max(np.abs(j_ref)) > 1e-3
+
+
+def test_etdrk4_stepper_matches_qutip():
+    """The alternative stepper (ETDRK4 with step doubling) on the V-switch case."""
+    build, bath_params, depth, rho0, dims = CASES["pump_V_switched_off"]
+    segments = build()
+    rho_ref, j_ref = qutip_reference(segments, bath_params, depth, rho0, dims)
+    rho, j, _ = qpump_run(segments, bath_params, depth, rho0, method="etdrk4", rtol=1e-8, atol=1e-10)
+    assert np.max(np.abs(rho - rho_ref)) < 1e-7
+    assert np.max(np.abs(j - j_ref)) < 1e-7
+
+
+def test_steady_state_matches_qutip():
+    bath_params = [(QA, (0.01, 2.0, 2.0, 2, "matsubara")), (QB, (0.023, 2.0, 1.0, 2, "matsubara"))]
+    h = H0 + v_ab()
+    qbaths = [_qt_bath(q, *p, DIMS) for q, p in bath_params]
+    liou = qt.liouvillian(qt.Qobj(h, dims=DIMS))
+    for b in qbaths:
+        liou = liou + b.terminator()[1]
+    ref, _ = QtHEOMSolver(liou, qbaths, max_depth=3, options={"progress_bar": False}).steady_state()
+    solver = HEOMSolver(h, [DrudeLorentzBath(q, *p) for q, p in bath_params], depth=3)
+    ss = solver.steady_state()
+    assert isinstance(ss, ADOState)
+    assert ss.ados.shape == (84, 4, 4)
+    assert np.max(np.abs(ss.rho - ref.full())) < 1e-9
+    assert abs(np.trace(ss.rho) - 1) < 1e-12
+
+
+# ----------------------------------------------------------------------------------------------
+# Bath exponents
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expansion", ["matsubara", "pade"])
+@pytest.mark.parametrize("params", [(0.01, 2.0, 2.0, 2), (0.05, 1.0, 0.3, 4), (0.2, 3.0, 5.0, 1)])
+def test_exponents_match_qutip(expansion, params):
+    kappa, gamma, temp, n_exp = params
+    ours = DrudeLorentzBath(SX, kappa, gamma, temp, n_exp=n_exp, expansion=expansion)
+    ref = _qt_bath(SX, kappa, gamma, temp, n_exp, expansion, [[2], [2]])
+    ref_c = [e.ck + 1j * (e.ck2 or 0.0) for e in ref.exponents]
+    ref_nu = [e.vk for e in ref.exponents]
+    assert len(ours.exponents) == n_exp + 1 == len(ref_c)
+    for e, c, nu in zip(ours.exponents, ref_c, ref_nu, strict=True):
+        assert abs(e.c - c) < 1e-12 * max(1.0, abs(c))
+        assert abs(e.nu - nu) < 1e-10 * nu
+    assert ours.exponents[0].kind == "drude"
+    assert all(e.kind == expansion for e in ours.exponents[1:])
+    assert abs(ours.delta - ref.terminator()[0].real) < 1e-12
+    # closed form: sum_k Re(c_k)/nu_k + delta = 2 kappa T / gamma
+    s = sum(e.c.real / e.nu for e in ours.exponents)
+    assert abs(s + ours.delta - 2 * kappa * temp / gamma) < 1e-14
+    no_term = DrudeLorentzBath(SX, kappa, gamma, temp, n_exp=n_exp, expansion=expansion, terminator=False)
+    assert no_term.delta == 0.0
+
+
+def test_matsubara_frequencies_sanity():
+    bath = DrudeLorentzBath(SX, 0.01, 2.0, 2.0, n_exp=2)
+    nus = [e.nu for e in bath.exponents]
+    assert nus[0] == 2.0
+    assert np.allclose(nus[1:], [12.566370614359172, 25.132741228718345], rtol=1e-14)
+    c0 = bath.exponents[0].c
+    assert np.isclose(c0, 0.01 * 2.0 * (1 / np.tan(0.5) - 1j), rtol=1e-14)
+
+
+def test_ado_count_and_labels():
+    baths = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0), DrudeLorentzBath(QB, 0.023, 2.0, 1.0)]
+    solver = HEOMSolver(H0, baths, depth=3)
+    assert solver.n_ados == 84
+    assert solver.labels.shape == (84, 6)
+    assert np.all(solver.labels[0] == 0)
+    assert np.all(solver.labels.sum(axis=1) <= 3)
+    assert np.all(np.diff(solver.labels.sum(axis=1)) >= 0)  # tier order
+    deep = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0, n_exp=3), DrudeLorentzBath(QB, 0.023, 2.0, 1.0, n_exp=3)]
+    assert HEOMSolver(H0, deep, depth=8).n_ados == 12870
+
+
+# ----------------------------------------------------------------------------------------------
+# Physics oracles
+# ----------------------------------------------------------------------------------------------
+
+
+def test_pure_dephasing_exact_coherence():
+    """Q = sigma_z commutes with H: rho_01(t) = rho_01(0) e^{i w t} e^{-Gamma(t)} (Drude bath)."""
+    omega, kappa, gamma, temp = 1.0, 0.02, 1.0, 1.0
+    bath = DrudeLorentzBath(SZ, kappa, gamma, temp, n_exp=6, expansion="pade")
+    solver = HEOMSolver(0.5 * omega * SZ, [bath], depth=6)
+    rho0 = np.full((2, 2), 0.5, dtype=complex)
+    t = np.linspace(0, 10, 51)
+    res = solver.run(rho0, t)
+    # Exact Gamma(t) = 4 Int_0^t Int_0^s Re C(u) du ds with the full Matsubara series:
+    # each term c e^{-nu u} contributes c (t/nu - (1 - e^{-nu t})/nu^2).
+    n_terms = 20000
+    nu = 2 * np.pi * temp * np.arange(1, n_terms + 1)
+    c_m = 4 * kappa * gamma * temp * nu / (nu**2 - gamma**2)
+    c0 = kappa * gamma / np.tan(gamma / (2 * temp))
+    rates = np.concatenate([[gamma], nu])[:, None]
+    amps = np.concatenate([[c0], c_m])[:, None]
+    gam = np.sum(amps * (t / rates - (1 - np.exp(-rates * t)) / rates**2), axis=0)
+    # tail k > n_terms: c_k / nu_k ~ 4 kappa gamma T / nu_k^2, summed in closed form
+    gam += t * 4 * kappa * gamma * temp / (2 * np.pi * temp) ** 2 / n_terms
+    exact = 0.5 * np.exp(1j * omega * t) * np.exp(-4 * gam)
+    # H = w sigma_z / 2 with sigma_z = diag(-1, 1): rho_01 rotates as e^{-i(E0 - E1)t} = e^{i w t}
+    assert np.max(np.abs(res.rho[:, 0, 1] - exact)) < 1e-6
+    assert np.max(np.abs(res.rho[:, 0, 0] - 0.5)) < 1e-12  # populations untouched
+    assert np.abs(res.rho[-1, 0, 1]) < 0.5 * 0.9  # the coherence did decay
+
+
+def test_zero_coupling_is_closed_evolution():
+    rho0 = correlated_state()
+    h = H0 + v_ab()
+    t = np.linspace(0, 12, 25)
+    baths = [DrudeLorentzBath(QA, 0.0, 2.0, 2.0), DrudeLorentzBath(QB, 0.0, 2.0, 1.0)]
+    res = HEOMSolver(h, baths, depth=3).run(rho0, t)
+    exact = np.array([scipy.linalg.expm(-1j * h * s) @ rho0 @ scipy.linalg.expm(1j * h * s) for s in t])
+    assert np.max(np.abs(res.rho - exact)) < 1e-12
+    assert np.max(np.abs(res.heat_current)) < 1e-14
+    # small kappa: deviation of order kappa
+    weak = [DrudeLorentzBath(QA, 1e-7, 2.0, 2.0), DrudeLorentzBath(QB, 1e-7, 2.0, 1.0)]
+    dev = np.max(np.abs(HEOMSolver(h, weak, depth=3).run(rho0, t).rho - exact))
+    assert 1e-10 < dev < 1e-5
+
+
+def _pump_solver(t_a, t_b, h=None, depth=3, expansion="matsubara"):
+    baths = [
+        DrudeLorentzBath(QA, 0.01, 2.0, t_a, expansion=expansion),
+        DrudeLorentzBath(QB, 0.023, 2.0, t_b, expansion=expansion),
+    ]
+    return HEOMSolver(H0 + v_ab() if h is None else h, baths, depth=depth)
+
+
+def test_equal_temperatures_no_steady_current():
+    # The truncated hierarchy itself carries a tiny spurious current (7e-9 with Matsubara at
+    # depth 3); the Pade expansion at depth 4 is converged well below 1e-10.
+    solver = _pump_solver(1.5, 1.5, depth=4, expansion="pade")
+    ss = solver.steady_state()
+    res = solver.run(ss, [0.0, 0.5])
+    assert np.max(np.abs(res.heat_current)) < 1e-10
+    # stationary: propagating does not change it
+    assert np.max(np.abs(res.rho[1] - res.rho[0])) < 1e-9
+
+
+def test_nonequilibrium_steady_state_current_balance():
+    solver = _pump_solver(2.0, 1.0)
+    ss = solver.steady_state()
+    res = solver.run(ss, [0.0, 1.0])
+    j = res.heat_current
+    assert np.all(np.abs(j[:, 0] + j[:, 1]) < 1e-10)
+    # heat flows from hot A to cold B: out of A (negative), into B (positive)
+    assert j[0, 0] < -1e-6 and j[0, 1] > 1e-6
+
+
+def test_first_law_along_trajectory():
+    h = H0 + v_ab()
+    solver = _pump_solver(2.0, 1.0, h)
+    t = np.linspace(0, 10, 2001)
+    res = solver.run(correlated_state(), t)
+    e_sys = np.einsum("ij,tji->t", h, res.rho).real
+    e_int = res.interaction_energy.sum(axis=1)
+    heat_out = scipy.integrate.cumulative_simpson(res.heat_current.sum(axis=1), x=t, initial=0)
+    total = e_sys + e_int + heat_out
+    assert np.max(np.abs(total - total[0])) < 1e-7
+    assert np.max(np.abs(e_int)) > 1e-4  # interaction energy is not negligible here
+
+
+def test_trace_and_hermiticity_preserved():
+    solver = _pump_solver(2.0, 1.0)
+    res = solver.run(correlated_state(), np.linspace(0, 30, 31))
+    tr = np.trace(res.rho, axis1=1, axis2=2)
+    assert np.max(np.abs(tr - 1)) < 1e-12
+    assert np.max(np.abs(res.rho - np.conj(np.transpose(res.rho, (0, 2, 1))))) < 1e-12
+
+
+# ----------------------------------------------------------------------------------------------
+# API behaviour
+# ----------------------------------------------------------------------------------------------
+
+
+def test_continuation_and_set_hamiltonian_keep_the_hierarchy():
+    solver = _pump_solver(2.0, 1.0)
+    rho0 = correlated_state()
+    full = solver.run(rho0, np.linspace(0, 6, 13))
+    first = solver.run(rho0, np.linspace(0, 3, 7))
+    second = solver.run(first.final_state, np.linspace(3, 6, 7))
+    assert np.max(np.abs(second.rho[-1] - full.rho[-1])) < 1e-9
+    assert np.max(np.abs(second.heat_current[-1] - full.heat_current[-1])) < 1e-9
+    # switching H keeps the ADOs: the interaction energy is continuous across the switch
+    solver.set_hamiltonian(H0)
+    assert solver.n_ados == 84
+    third = solver.run(second.final_state, [6.0, 6.5])
+    assert np.allclose(third.interaction_energy[0], second.interaction_energy[-1], atol=1e-14)
+    assert np.allclose(third.rho[0], second.rho[-1], atol=1e-14)
+    assert third.final_state.ados.shape == (84, 4, 4)
+    assert set(third.stats) >= {"n_ados", "steps", "rhs_evaluations", "wall_time_s"}
+    assert third.stats["n_ados"] == 84 and third.stats["rhs_evaluations"] > 0
+
+
+def test_result_shapes_and_ado_lookup():
+    solver = _pump_solver(2.0, 1.0)
+    res = solver.run(correlated_state(), np.linspace(0, 1, 5), progress=True)
+    assert res.times.shape == (5,)
+    assert res.rho.shape == (5, 4, 4) and res.rho.dtype == complex
+    assert res.heat_current.shape == (5, 2) and res.interaction_energy.shape == (5, 2)
+    st = res.final_state
+    assert np.array_equal(st.ado([0] * 6), st.rho)
+    with pytest.raises(InvalidParameterError):
+        st.ado([5, 0, 0, 0, 0, 0])
+
+
+def test_generic_bath_equals_drude_lorentz():
+    dl = DrudeLorentzBath(SX, 0.05, 1.0, 1.0, n_exp=2)
+    gen = ExponentialBath(SX, [e.c for e in dl.exponents], [e.nu for e in dl.exponents], dl.delta)
+    h = 0.5 * SZ + 0.2 * SX
+    rho0 = np.array([[0.2, 0.1], [0.1, 0.8]], dtype=complex)
+    t = np.linspace(0, 5, 11)
+    a = HEOMSolver(h, [dl], depth=4).run(rho0, t)
+    b = HEOMSolver(h, [gen], depth=4).run(rho0, t)
+    assert np.max(np.abs(a.rho - b.rho)) == 0.0
+    assert gen.exponents[0].kind == "generic"
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(kappa=-0.1), "kappa"),
+        (dict(gamma=0.0), "gamma"),
+        (dict(gamma=-1.0), "gamma"),
+        (dict(T=0.0), "T"),
+        (dict(T=float("nan")), "T"),
+        (dict(kappa=float("inf")), "kappa"),
+        (dict(n_exp=-1), "n_exp"),
+        (dict(n_exp=1.5), "n_exp"),
+        (dict(expansion="taylor"), "expansion"),
+        (dict(Q=np.array([[0, 1], [0, 0]])), "Hermitian"),
+        (dict(Q=np.ones((2, 3))), "Q"),
+        (dict(Q=np.array([[np.nan, 0], [0, 1]])), "Q"),
+    ],
+)
+def test_bath_errors(kwargs, word):
+    args = dict(Q=SX, kappa=0.1, gamma=1.0, T=1.0)
+    args.update(kwargs)
+    with pytest.raises(InvalidParameterError, match=word):
+        DrudeLorentzBath(**args)
+
+
+def test_bath_error_names_value():
+    with pytest.raises(InvalidParameterError, match=r"kappa = -0\.1"):
+        DrudeLorentzBath(SX, -0.1, 1.0, 1.0)
+    with pytest.raises(InvalidParameterError, match="nu"):
+        ExponentialBath(SX, [1.0], [-1.0])
+    with pytest.raises(InvalidParameterError):
+        ExponentialBath(SX, [1.0, 2.0], [1.0])
+
+
+def test_solver_errors():
+    bath = DrudeLorentzBath(SX, 0.1, 1.0, 1.0)
+    with pytest.raises(InvalidParameterError, match="depth"):
+        HEOMSolver(SZ, [bath], depth=-1)
+    with pytest.raises(InvalidParameterError, match="Hermitian"):
+        HEOMSolver(np.array([[0, 1], [0, 0]]), [bath])
+    with pytest.raises(InvalidParameterError, match="shape"):
+        HEOMSolver(H0, [bath])
+    with pytest.raises(InvalidParameterError, match="H"):
+        HEOMSolver(np.array([[np.inf, 0], [0, 1]]), [bath])
+    with pytest.raises(InvalidParameterError):
+        HEOMSolver(SZ, ["not a bath"])
+    with pytest.raises(InvalidParameterError, match="method"):
+        HEOMSolver(SZ, [bath], method="rk45")
+    solver = HEOMSolver(SZ, [bath], depth=2)
+    with pytest.raises(InvalidParameterError, match="rho0"):
+        solver.run(np.eye(3) / 3, [0, 1])
+    with pytest.raises(InvalidParameterError, match="non-decreasing"):
+        solver.run(np.eye(2) / 2, [1.0, 0.5])
+    with pytest.raises(InvalidParameterError, match="non-finite"):
+        solver.run(np.eye(2) / 2, [0.0, np.nan])
+    with pytest.raises(InvalidParameterError, match="Hermitian"):
+        solver.set_hamiltonian(np.array([[0, 1j], [1j, 0]]))
+    with pytest.raises(InvalidParameterError, match="shape"):
+        solver.set_hamiltonian(H0)
+    other = HEOMSolver(SZ, [bath], depth=3)
+    with pytest.raises(InvalidParameterError, match="ADOState"):
+        solver.run(other.steady_state(), [0, 1])
+
+
+def test_hierarchy_too_large_is_refused_before_allocation():
+    baths = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0, n_exp=6), DrudeLorentzBath(QB, 0.01, 2.0, 1.0, n_exp=6)]
+    with pytest.raises(HierarchyTooLargeError) as info:
+        HEOMSolver(H0, baths, depth=12, memory_limit_bytes=10**9)
+    msg = str(info.value)
+    assert "9657700 ADOs" in msg  # C(14 + 12, 12)
+    assert "bytes" in msg and "depth" in msg and "n_exp" in msg
+    assert isinstance(info.value, InvalidParameterError)
+    with pytest.raises(HierarchyTooLargeError):
+        HEOMSolver(H0, baths, depth=60)  # more ADOs than the default limit allows
+
+
+@pytest.mark.parametrize("method", ["adams", "etdrk4"])
+def test_non_finite_during_integration_names_the_time(method):
+    bath = ExponentialBath(SX, [1e300], [1.0])
+    solver = HEOMSolver(0.5 * SZ, [bath], depth=3, method=method)
+    with pytest.raises(IntegrationError, match=r"t = [0-9.e-]+.*smaller"):
+        solver.run(np.array([[0.5, 0.5], [0.5, 0.5]]), [0.0, 1.0])
+
+
+def test_default_tolerances_match_tight_reference_to_1e8():
+    """Pump-like protocol (V on, then off) with dense output: defaults within 1e-8 of tight."""
+    t_on = np.linspace(0, 6.1, 62)
+    t_off = np.linspace(6.1, 26.1, 201)
+    baths = lambda: [  # noqa: E731
+        DrudeLorentzBath(QA, 0.01, 2.0, 2.0),
+        DrudeLorentzBath(QB, 0.023, 2.0, 1.0),
+    ]
+    out = {}
+    for name, kw in {"default": {}, "tight": dict(rtol=1e-12, atol=1e-14)}.items():
+        solver = HEOMSolver(H0, baths(), depth=3, **kw)
+        ss = solver.steady_state()
+        ados = ss.ados.copy()
+        ados[0] += chi_matrix()  # Eq. 10 added to the dressed steady state (design.md sec. 3)
+        solver.set_hamiltonian(H0 + v_ab())
+        a = solver.run(ADOState(ados, ss.labels), t_on)
+        solver.set_hamiltonian(H0)
+        b = solver.run(a.final_state, t_off)
+        out[name] = (np.concatenate([a.rho, b.rho]), np.concatenate([a.heat_current, b.heat_current]))
+    assert np.max(np.abs(out["default"][0] - out["tight"][0])) < 1e-8
+    assert np.max(np.abs(out["default"][1] - out["tight"][1])) < 1e-8
