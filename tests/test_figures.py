@@ -72,3 +72,17 @@ def test_pump_figure_marks_contacts_and_normal_heat(tmp_path):
     assert any("cold bath" in s for s in labels) and any("normal" in s for s in labels)
     assert len(ax.patches) == 2  # one shaded contact window per cycle
     assert save(fig, tmp_path / "f6.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_cli_figures_writes_all_figures_and_summary(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "figs"
+    assert main(["figures", "-o", str(out), "--no-progress"]) == 0
+    for n in (1, 2, 4, 5, 6):
+        assert (out / f"fig{n}.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["isolated_pair"]["C0"] == pytest.approx(0.637295, abs=5e-7)
+    assert summary["pump"]["cycles"][0]["cop_ratio"] == pytest.approx(0.186, abs=0.005)
+    assert summary["transient"]["min_sigma"] > -1e-9 > summary["transient"]["min_sigma0"]
+    assert "summary.json" in capsys.readouterr().out

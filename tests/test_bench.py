@@ -1,0 +1,19 @@
+"""Smoke test of the benchmark harness (timings are measured, never asserted)."""
+
+from __future__ import annotations
+
+from qpump.bench import format_table, run_benchmarks
+
+
+def test_run_benchmarks_structure_without_qutip():
+    result = run_benchmarks(quick=True, with_qutip=False, progress=False)
+    names = [p["name"] for p in result["problems"]]
+    assert names == ["pump_cycle", "deep_hierarchy"]
+    by_name = {p["name"]: p for p in result["problems"]}
+    assert by_name["pump_cycle"]["n_ados"] == 84
+    assert by_name["deep_hierarchy"]["n_ados"] == 12870
+    for p in result["problems"]:
+        assert p["qutip_s"] is None and p["ratio"] is None and p["max_deviation"] is None
+        assert p["qpump_s"] > 0 and p["rhs_evaluations"] > 0 and p["ns_per_ado_per_rhs"] > 0
+    table = format_table(result)
+    assert "pump_cycle" in table and "deep_hierarchy" in table and "12870" in table
