@@ -301,6 +301,15 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_options(p: argparse.ArgumentParser) -> None:
+    """The isolated pair's parameters, shared by `qpump closed` and `qpump circuits export`."""
+    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
+    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
+    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", -math.pi / 2,
+            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+
+
 def _pump_options(p: argparse.ArgumentParser) -> None:
     """The parameters of the pump, shared by `qpump pump` and `qpump crossval`."""
     _number(p, "--TA", 2.0, "temperature of the hot bath A, > 0")
@@ -354,11 +363,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "under H_A + H_B + V_AB; print energies, SED, concurrence and mutual information."
         ),
     )
-    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
-    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
-    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
-    _number(p, "--delta", -math.pi / 2,
-            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    _pair_options(p)
     _number(p, "--t-max", 40.0, "last time, > 0", dest="t_max")
     p.add_argument("--points", type=int, default=401, help="number of output times, >= 2 "
                    "(default: 401)")
@@ -418,11 +423,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "and the exact expected value of what it measures."
         ),
     )
-    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
-    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
-    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
-    _number(p, "--delta", -math.pi / 2,
-            "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    _pair_options(p)
     p.add_argument("--times", metavar="T1,T2,...", help="contact times (default: 0,2,...,16)")
     p.add_argument("-o", "--output", default="circuits", metavar="DIR",
                    help="output folder (default: circuits)")

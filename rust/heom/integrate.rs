@@ -13,6 +13,7 @@
 
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
+use super::multistep::phi_list;
 use super::observables::Observation;
 use super::solver::{Solver, N_FIELDS};
 
@@ -25,33 +26,8 @@ const WMID: usize = 5;
 
 /// phi_0..phi_3 of a real argument: phi_0 = e^z, phi_{k+1}(z) = (phi_k(z) - 1/k!) / z.
 pub fn phis(z: f64) -> [f64; 4] {
-    if z.abs() < 0.5 {
-        // Taylor series phi_k(z) = sum_m z^m / (m + k)!
-        let mut out = [0.0; 4];
-        for (k, o) in out.iter_mut().enumerate() {
-            let mut fact = 1.0;
-            for i in 1..=k {
-                fact *= i as f64;
-            }
-            let mut term = 1.0 / fact;
-            let mut sum = term;
-            for m in 1..30 {
-                term *= z / (m + k) as f64;
-                sum += term;
-                if term.abs() < 1e-18 * sum.abs() {
-                    break;
-                }
-            }
-            *o = sum;
-        }
-        out
-    } else {
-        let p0 = z.exp();
-        let p1 = (p0 - 1.0) / z;
-        let p2 = (p1 - 1.0) / z;
-        let p3 = (p2 - 0.5) / z;
-        [p0, p1, p2, p3]
-    }
+    let p = phi_list(z, 3);
+    [p[0], p[1], p[2], p[3]]
 }
 
 /// ETDRK4 weights for decay g and step s: [e^{z/2}, (s/2) phi1(z/2), e^z, s f1, s f2, s f3]
