@@ -229,11 +229,17 @@ def sweep_figure(columns: dict, x: str, y: str | None = None, z: str = "efficien
             r, c = np.searchsorted(ys, columns[y][i]), np.searchsorted(xs, columns[x][i])
             grid[r, c] = columns[z][i]
             qb[r, c] = columns["Q_B"][i]
-        mesh = ax.pcolormesh(xs, ys, grid, shading="nearest", cmap="viridis")
+        style = {"cmap": "viridis"}
+        if np.nanmin(grid) < 0 < np.nanmax(grid):
+            # Signed maps: pumping (> 0) red, reversed (< 0) blue, whatever the two ranges are.
+            from matplotlib.colors import TwoSlopeNorm
+
+            style = {"cmap": "RdBu_r", "norm": TwoSlopeNorm(0.0, np.nanmin(grid), np.nanmax(grid))}
+        mesh = ax.pcolormesh(xs, ys, grid, shading="nearest", **style)
         fig.colorbar(mesh, ax=ax, label=labels.get(z, z))
         if xs.size > 1 and ys.size > 1 and np.nanmin(qb) < 0 < np.nanmax(qb):
-            ax.contour(xs, ys, qb, levels=[0.0], colors="white", linewidths=1.5)
-            ax.plot([], [], color="white", label=r"no pumping ($\bar Q_B = 0$)")
+            ax.contour(xs, ys, qb, levels=[0.0], colors="black", linewidths=1.5)
+            ax.plot([], [], color="black", label=r"no pumping ($\bar Q_B = 0$)")
         if z == "efficiency" and xs.size > 1 and ys.size > 1:
             carnot = np.full_like(grid, np.nan)
             for i in np.flatnonzero(ok):
@@ -243,7 +249,7 @@ def sweep_figure(columns: dict, x: str, y: str | None = None, z: str = "efficien
                 ax.contour(xs, ys, grid - carnot, levels=[0.0], colors="red", linestyles="--")
         ax.set_ylabel(labels.get(y, y))
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small", loc="best", facecolor="gray")
+            ax.legend(fontsize="small", loc="best")
     ax.set_xlabel(labels.get(x, x))
     ax.set_title(f"Pump map: {z}", fontsize="medium")
     fig.tight_layout()
