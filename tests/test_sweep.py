@@ -53,6 +53,8 @@ def test_spec_files_and_errors_name_the_line(tmp_path):
         ("[axes]\nTB = []\n", r"line 2: axis TB is empty"),
         ("[axes]\nTB = [1]\n[fixed]\n\ngamma = 'hot'\n", r"line 5: gamma = 'hot' is not a number"),
         ("colour = 1\n[axes]\nTB = [1]\n", r"line 1: unknown key 'colour'"),
+        ("[axes]\nTB = [1, -1]\n", r"line 2: TB = -1.0 is outside the allowed range"),
+        ("[axes]\nTB = [1]\n[fixed]\nexpansion = 'taylor'\n", r"line 4: expansion = 'taylor'"),
         ("[axes]\nTB = [1\n", r"s\.toml"),  # the TOML parser's own message, with its line
     ]
     bad = tmp_path / "s.toml"

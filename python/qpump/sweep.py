@@ -231,7 +231,20 @@ def load_spec(path: str | Path) -> SweepSpec:
                 spec.axes[name] = _axis_values(name, value, where)
             else:
                 spec.fixed[name] = _coerce(name, value, where)
+            for single in spec.axes.get(name, [spec.fixed.get(name)]):
+                _check_alone(name, single, where)
     return spec
+
+
+def _check_alone(name: str, value: Any, where: str) -> None:
+    """Reject a value that no pump accepts (e.g. TB = -1), naming the spec's line; chi11 and
+    chi23 only make sense together and are checked with the whole grid."""
+    if name in ("chi11", "chi23"):
+        return
+    try:
+        _pump_for({name: value})
+    except ValueError as err:
+        raise InvalidParameterError(f"{where}: {err}") from None
 
 
 def _pump_for(point: dict[str, Any]) -> HeatPump:
