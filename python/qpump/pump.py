@@ -317,7 +317,8 @@ class HeatPump:
         windows = []
         n_contact = max(2, math.ceil(self.tau / self.dt_contact) + 1)
         n_relax = max(2, math.ceil(self.tau_relax / self.dt_relax) + 1)
-        bar = _progress(total=self.cycles * 2, enabled=progress, desc="pump")
+        bar = _progress(total=self.cycles * (self.tau + self.tau_relax), enabled=progress,
+                        desc="pump")
         try:
             for index in range(self.cycles):
                 rho = backend.rho(state) + chi
@@ -330,11 +331,11 @@ class HeatPump:
                 state = backend.with_rho(state, rho)
                 contact = backend.evolve(state, self.coupled_hamiltonian,
                                          np.linspace(0.0, self.tau, n_contact))
-                bar.update(1)
+                bar.update(self.tau)
                 relax_times = np.linspace(0.0, self.tau_relax, n_relax) if self.tau_relax > 0 \
                     else np.zeros(1)
                 relax = backend.evolve(contact.final_state, H_FREE, relax_times)
-                bar.update(1)
+                bar.update(self.tau_relax)
                 state = relax.final_state
                 w_on = float(np.real(np.trace(v @ contact.rho[0])))
                 w_off = -float(np.real(np.trace(v @ contact.rho[-1])))
@@ -416,5 +417,6 @@ class HeatPump:
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="segment", leave=False)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="t", leave=False,
+                bar_format="{l_bar}{bar}| t = {n:.1f}/{total:.1f} [{elapsed}<{remaining}]")
 
