@@ -162,8 +162,12 @@ def _cmd_pump(args: argparse.Namespace) -> int:
     payload = result.to_json()
     _write_atomic(out / "results.json",
                   lambda p: p.write_text(json.dumps(payload, indent=2) + "\n"))
-    _write_atomic(out / "series.npz", lambda p: np.savez_compressed(
-        open(p, "wb"), t=result.t, **{k: np.asarray(v) for k, v in result.series.items()}))
+    def write_series(path) -> None:
+        # A file object, not a name: np.savez would append ".npz" to the temporary name.
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, t=result.t, **{k: np.asarray(v) for k, v in result.series.items()})
+
+    _write_atomic(out / "series.npz", write_series)
     save(pump_figure(result), out / "fig6.png")
     if args.json:
         print(json.dumps(payload))

@@ -15,7 +15,7 @@ rho_23 = e^{i phi_V} [C0 cos(delta) - i (C0 sin(delta) cos(2 Omega t) + Delta_AB
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -236,7 +236,6 @@ class Trajectory:
     S_B: np.ndarray
     relative_entropy_A: np.ndarray
     relative_entropy_B: np.ndarray
-    extra: dict = field(default_factory=dict)
 
     @property
     def delta_mutual_information(self) -> np.ndarray:

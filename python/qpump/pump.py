@@ -396,7 +396,8 @@ class HeatPump:
         s_b = np.atleast_1d(entropy(partial_trace(rho, 1)))
         mi = np.atleast_1d(mutual_information(rho))
         on = np.concatenate(coupled)
-        first = np.array([np.argmax(cycle == c) for c in cycle])  # index of each cycle's start
+        starts = np.searchsorted(cycle, np.arange(cycle.max() + 1))  # cycles are in time order
+        first = starts[cycle]  # for every time, the index where its cycle starts
         d_heat = heat - heat[first]
         entropy_flow = d_heat[:, 0] / self.TA + d_heat[:, 1] / self.TB
         sigma = s_ab - s_ab[first] - entropy_flow

@@ -321,7 +321,7 @@ def _append(journal: Path, key: str, row: dict) -> None:
         os.close(fd)
 
 
-def _write_table(out: Path, spec: SweepSpec, rows: list[dict]) -> Path:
+def _write_table(out: Path, rows: list[dict]) -> Path:
     columns = list(PARAMETERS)
     present = [c for c in columns if any(c in r for r in rows)] + RESULT_COLUMNS
     tmp = out / ".results.csv.tmp"
@@ -428,7 +428,7 @@ def run_sweep(
         bar.close()
         rows = [done[k] for k in keys if k in done]
         if rows:
-            _write_table(out, spec, rows)
+            _write_table(out, rows)
     return rows
 
 
