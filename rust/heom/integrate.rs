@@ -46,6 +46,32 @@ pub fn etd_coefficients(g: f64, s: f64) -> [f64; 6] {
     ]
 }
 
+/// The ETDRK4 update of one element: k2 start + k3 N_u + 2 k4 (N_a + N_b) + k5 N_c, with the
+/// stage derivatives N_u, N_a, N_b kept in the ADO's field block `fb` (element `e` of `d2`).
+#[inline]
+fn combine(k: &[f64; 6], start: C64, fb: &[C64], n_c: C64, d2: usize, e: usize) -> C64 {
+    k[2] * start
+        + k[3] * fb[NU * d2 + e]
+        + 2.0 * k[4] * (fb[NA * d2 + e] + fb[NB * d2 + e])
+        + k[5] * n_c
+}
+
+/// The third ETDRK4 stage, c = k0 a + k1 (2 N_b - N_u), the same in all three sub-steps.
+fn third_stage<'a>(
+    coefficients: &'a [[f64; 6]],
+    class_of: &'a [u32],
+    d2: usize,
+) -> impl Fn(usize, &[C64], &mut [C64], &mut [C64]) -> f64 + Sync + 'a {
+    move |a, n, fb, o| {
+        let k = &coefficients[class_of[a] as usize];
+        for e in 0..d2 {
+            fb[NB * d2 + e] = n[e];
+            o[e] = k[0] * fb[A * d2 + e] + k[1] * (2.0 * n[e] - fb[NU * d2 + e]);
+        }
+        0.0
+    }
+}
+
 impl Solver {
     /// Attempt one step of size `big` from the current state. The candidate is left in `self.x`;
     /// returns the scaled error norm (<= 1: acceptable), NaN if a non-finite value appeared.
@@ -80,29 +106,36 @@ impl Solver {
         let cls = &self.class_of;
         let f = |i: usize, e: usize| i * d2 + e;
         let wa = |a: usize| &w[a * d2..(a + 1) * d2];
+        // Every stage is one coupling sweep from `$src` into `$dst` at the rotated Q `$q`,
+        // finished per ADO by `$finish`; only the finishing formulas differ between stages.
+        macro_rules! stage {
+            ($q:expr, $src:expr, $dst:expr, $finish:expr) => {
+                coup.sweep(
+                    hier,
+                    $q,
+                    $src,
+                    $dst,
+                    &mut fields,
+                    nf,
+                    &mut scratch,
+                    false,
+                    $finish,
+                )
+            };
+        }
 
         // --- big step (2h) ---
-        coup.sweep(
-            hier,
-            &q0,
-            w,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cb[cls[a] as usize];
-                let wv = wa(a);
-                for e in 0..d2 {
-                    fb[f(NU, e)] = n[e];
-                    let v = k[0] * wv[e] + k[1] * n[e];
-                    o[e] = v;
-                    fb[f(A, e)] = v;
-                }
-                0.0
-            },
-        );
+        stage!(&q0, w, &mut x, |a, n, fb, o| {
+            let k = &cb[cls[a] as usize];
+            let wv = wa(a);
+            for e in 0..d2 {
+                fb[f(NU, e)] = n[e];
+                let v = k[0] * wv[e] + k[1] * n[e];
+                o[e] = v;
+                fb[f(A, e)] = v;
+            }
+            0.0
+        });
         // Keep the start derivative of tiers 0 and 1 for the dense output.
         let n01 = hier.tier_start.get(2).copied().unwrap_or(1);
         let mut nu0 = std::mem::take(&mut self.dense_nu0);
@@ -110,216 +143,87 @@ impl Solver {
         for a in 0..n01 {
             nu0.extend_from_slice(&fields[(a * nf + NU) * d2..(a * nf + NU + 1) * d2]);
         }
-        coup.sweep(
-            hier,
-            &q1,
-            &x,
-            &mut x2,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cb[cls[a] as usize];
-                let wv = wa(a);
-                for e in 0..d2 {
-                    fb[f(NA, e)] = n[e];
-                    o[e] = k[0] * wv[e] + k[1] * n[e];
-                }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &q1,
-            &x2,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cb[cls[a] as usize];
-                for e in 0..d2 {
-                    fb[f(NB, e)] = n[e];
-                    o[e] = k[0] * fb[f(A, e)] + k[1] * (2.0 * n[e] - fb[f(NU, e)]);
-                }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &q2,
-            &x,
-            &mut x2,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cb[cls[a] as usize];
-                let ks = &cs[cls[a] as usize];
-                let wv = wa(a);
-                for e in 0..d2 {
-                    fb[f(WBIG, e)] = k[2] * wv[e]
-                        + k[3] * fb[f(NU, e)]
-                        + 2.0 * k[4] * (fb[f(NA, e)] + fb[f(NB, e)])
-                        + k[5] * n[e];
-                    let v = ks[0] * wv[e] + ks[1] * fb[f(NU, e)];
-                    o[e] = v;
-                    fb[f(A, e)] = v;
-                }
-                0.0
-            },
-        );
+        stage!(&q1, &x, &mut x2, |a, n, fb, o| {
+            let k = &cb[cls[a] as usize];
+            let wv = wa(a);
+            for e in 0..d2 {
+                fb[f(NA, e)] = n[e];
+                o[e] = k[0] * wv[e] + k[1] * n[e];
+            }
+            0.0
+        });
+        stage!(&q1, &x2, &mut x, third_stage(&cb, cls, d2));
+        stage!(&q2, &x, &mut x2, |a, n, fb, o| {
+            let k = &cb[cls[a] as usize];
+            let ks = &cs[cls[a] as usize];
+            let wv = wa(a);
+            for e in 0..d2 {
+                fb[f(WBIG, e)] = combine(k, wv[e], fb, n[e], d2, e);
+                // The first small step shares the start derivative: its first stage fits here.
+                let v = ks[0] * wv[e] + ks[1] * fb[f(NU, e)];
+                o[e] = v;
+                fb[f(A, e)] = v;
+            }
+            0.0
+        });
         // --- first small step (h) ---
-        coup.sweep(
-            hier,
-            &qh,
-            &x2,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                let wv = wa(a);
-                for e in 0..d2 {
-                    fb[f(NA, e)] = n[e];
-                    o[e] = k[0] * wv[e] + k[1] * n[e];
-                }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &qh,
-            &x,
-            &mut x2,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                for e in 0..d2 {
-                    fb[f(NB, e)] = n[e];
-                    o[e] = k[0] * fb[f(A, e)] + k[1] * (2.0 * n[e] - fb[f(NU, e)]);
-                }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &q1,
-            &x2,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                let wv = wa(a);
-                for e in 0..d2 {
-                    let v = k[2] * wv[e]
-                        + k[3] * fb[f(NU, e)]
-                        + 2.0 * k[4] * (fb[f(NA, e)] + fb[f(NB, e)])
-                        + k[5] * n[e];
-                    fb[f(WMID, e)] = v;
-                    o[e] = v;
-                }
-                0.0
-            },
-        );
+        stage!(&qh, &x2, &mut x, |a, n, fb, o| {
+            let k = &cs[cls[a] as usize];
+            let wv = wa(a);
+            for e in 0..d2 {
+                fb[f(NA, e)] = n[e];
+                o[e] = k[0] * wv[e] + k[1] * n[e];
+            }
+            0.0
+        });
+        stage!(&qh, &x, &mut x2, third_stage(&cs, cls, d2));
+        stage!(&q1, &x2, &mut x, |a, n, fb, o| {
+            let k = &cs[cls[a] as usize];
+            let wv = wa(a);
+            for e in 0..d2 {
+                let v = combine(k, wv[e], fb, n[e], d2, e);
+                fb[f(WMID, e)] = v;
+                o[e] = v;
+            }
+            0.0
+        });
         // --- second small step (h) from the midpoint ---
-        coup.sweep(
-            hier,
-            &q1,
-            &x,
-            &mut x2,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                for e in 0..d2 {
-                    fb[f(NU, e)] = n[e];
-                    let v = k[0] * fb[f(WMID, e)] + k[1] * n[e];
-                    o[e] = v;
-                    fb[f(A, e)] = v;
+        stage!(&q1, &x, &mut x2, |a, n, fb, o| {
+            let k = &cs[cls[a] as usize];
+            for e in 0..d2 {
+                fb[f(NU, e)] = n[e];
+                let v = k[0] * fb[f(WMID, e)] + k[1] * n[e];
+                o[e] = v;
+                fb[f(A, e)] = v;
+            }
+            0.0
+        });
+        stage!(&q3, &x2, &mut x, |a, n, fb, o| {
+            let k = &cs[cls[a] as usize];
+            for e in 0..d2 {
+                fb[f(NA, e)] = n[e];
+                o[e] = k[0] * fb[f(WMID, e)] + k[1] * n[e];
+            }
+            0.0
+        });
+        stage!(&q3, &x, &mut x2, third_stage(&cs, cls, d2));
+        let err = stage!(&q2, &x2, &mut x, |a, n, fb, o| {
+            let k = &cs[cls[a] as usize];
+            let wv = wa(a);
+            let mut worst: f64 = 0.0;
+            for e in 0..d2 {
+                let small = combine(k, fb[f(WMID, e)], fb, n[e], d2, e);
+                let diff = (small - fb[f(WBIG, e)]) * (1.0 / 15.0);
+                let new = small + diff;
+                o[e] = new;
+                let sc = atol + rtol * wv[e].norm_sqr().max(new.norm_sqr()).sqrt();
+                let r = diff.norm_sqr() / (sc * sc);
+                if r.is_nan() || r > worst {
+                    worst = r; // also catches NaN
                 }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &q3,
-            &x2,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                for e in 0..d2 {
-                    fb[f(NA, e)] = n[e];
-                    o[e] = k[0] * fb[f(WMID, e)] + k[1] * n[e];
-                }
-                0.0
-            },
-        );
-        coup.sweep(
-            hier,
-            &q3,
-            &x,
-            &mut x2,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                for e in 0..d2 {
-                    fb[f(NB, e)] = n[e];
-                    o[e] = k[0] * fb[f(A, e)] + k[1] * (2.0 * n[e] - fb[f(NU, e)]);
-                }
-                0.0
-            },
-        );
-        let err = coup.sweep(
-            hier,
-            &q2,
-            &x2,
-            &mut x,
-            &mut fields,
-            nf,
-            &mut scratch,
-            false,
-            |a, n, fb, o| {
-                let k = &cs[cls[a] as usize];
-                let wv = wa(a);
-                let mut worst: f64 = 0.0;
-                for e in 0..d2 {
-                    let small = k[2] * fb[f(WMID, e)]
-                        + k[3] * fb[f(NU, e)]
-                        + 2.0 * k[4] * (fb[f(NA, e)] + fb[f(NB, e)])
-                        + k[5] * n[e];
-                    let diff = (small - fb[f(WBIG, e)]) * (1.0 / 15.0);
-                    let new = small + diff;
-                    o[e] = new;
-                    let sc = atol + rtol * wv[e].norm_sqr().max(new.norm_sqr()).sqrt();
-                    let r = diff.norm_sqr() / (sc * sc);
-                    if r.is_nan() || r > worst {
-                        worst = r; // also catches NaN
-                    }
-                }
-                worst
-            },
-        );
+            }
+            worst
+        });
         self.x = x;
         self.x2 = x2;
         self.fields = fields;
