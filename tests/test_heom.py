@@ -18,47 +18,37 @@ from qutip.solver.heom import HEOMSolver as QtHEOMSolver
 
 from qpump.errors import HierarchyTooLargeError, IntegrationError, InvalidParameterError
 from qpump.heom import ADOState, DrudeLorentzBath, ExponentialBath, HEOMSolver
+from qpump.states import (
+    H_A,
+    H_B,
+    IDENTITY2,
+    SIGMA_X,
+    SIGMA_Z,
+    coupling_potential,
+    optimal_correlation,
+)
 
-SX = np.array([[0, 1], [1, 0]], dtype=complex)
-SY = np.array([[0, -1j], [1j, 0]], dtype=complex)
-SZ = np.diag([-1.0, 1.0]).astype(complex)  # design.md: sigma_z = diag(-1, +1) in (|0>, |1>)
-I2 = np.eye(2, dtype=complex)
-H0 = np.kron(SZ, I2) / 2 + np.kron(I2, SZ) / 2
+# The model of design.md section 3, taken from the package's own lower layers.
+SX, SZ, I2 = SIGMA_X, SIGMA_Z, IDENTITY2
+H0 = H_A + H_B
 QA = np.kron(SX, I2)
 QB = np.kron(I2, SX)
 DIMS = [[2, 2], [2, 2]]
 
 
 def v_ab(omega: float = 0.1, phi_v: float = -np.pi / 2) -> np.ndarray:
-    """V_AB of Eq. 7 (row |01>, column |10> carries e^{i phi_V})."""
-    v = np.zeros((4, 4), dtype=complex)
-    v[1, 2] = omega * np.exp(1j * phi_v)
-    v[2, 1] = np.conj(v[1, 2])
-    return v
+    """V_AB of Eq. 7."""
+    return coupling_potential(omega, phi_v)
 
 
 def correlated_state(t_a: float = 2.0, t_b: float = 1.0, phi_chi: float = 0.0) -> np.ndarray:
-    """rho_A x rho_B + chi of Eq. 5-10 (maximal concurrence)."""
-
-    def gibbs(t: float) -> np.ndarray:
-        p = np.exp(np.array([0.5, -0.5]) / t)
-        return p / p.sum()
-
-    lam = np.kron(gibbs(t_a), gibbs(t_b))
-    rho = np.diag(lam).astype(complex)
-    l4 = lam[3]
-    rho += np.diag([-l4, l4, l4, -l4])
-    rho[1, 2] += np.exp(1j * phi_chi) * np.sqrt(l4)
-    rho[2, 1] += np.exp(-1j * phi_chi) * np.sqrt(l4)
-    return rho
+    """rho_A x rho_B + chi of Eq. 10 (maximal concurrence)."""
+    return optimal_correlation(t_a, t_b, phi_chi).state()
 
 
 def chi_matrix(t_a: float = 2.0, t_b: float = 1.0) -> np.ndarray:
-    """chi of Eq. 10 (phi_chi = 0): the correlated state minus the product of Gibbs states."""
-    rho = correlated_state(t_a, t_b)
-    lam4 = np.exp(-0.5 / t_a) / (2 * np.cosh(0.5 / t_a)) * np.exp(-0.5 / t_b) / (2 * np.cosh(0.5 / t_b))
-    product = np.diag(np.diag(rho)) + np.diag([lam4, -lam4, -lam4, lam4])
-    return rho - product
+    """chi of Eq. 10 (phi_chi = 0)."""
+    return optimal_correlation(t_a, t_b).matrix
 
 
 # ----------------------------------------------------------------------------------------------
