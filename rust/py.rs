@@ -208,6 +208,18 @@ impl HeomCore {
         self.inner.set_state(t, &v).map_err(|e| to_py(py, e))
     }
 
+    /// Integrate the deviation from the stationary hierarchy `ados` (unscaled, shape
+    /// (n_ados, d, d)) of the current H; returns its stationarity residual max |L y|.
+    fn set_reference(&mut self, py: Python<'_>, ados: PyReadonlyArray3<'_, C64>) -> PyResult<f64> {
+        let v: Vec<C64> = ados.as_array().iter().cloned().collect();
+        self.inner.set_reference(&v).map_err(|e| to_py(py, e))
+    }
+
+    /// Integrate the whole state again.
+    fn clear_reference(&mut self) {
+        self.inner.clear_reference();
+    }
+
     /// All ADOs (unscaled), shape (n_ados, d, d).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray3<C64>>> {
         let d = self.inner.d;

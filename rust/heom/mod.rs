@@ -2,6 +2,7 @@
 
 pub mod bath;
 pub mod error;
+pub mod frame;
 pub mod hierarchy;
 pub mod integrate;
 pub mod linalg;

@@ -1,11 +1,16 @@
-//! Variable-step exponential Adams predictor-corrector (PECE) in the interaction picture.
+//! Variable-step, variable-order exponential Adams predictor-corrector (PECE) in the
+//! interaction picture.
 //!
 //! As in `integrate.rs`, every ADO obeys w_a' = -g_a w_a + G(t, w) with the scalar decay g_a
 //! treated exactly. The forcing G is interpolated by the polynomial through its values at the
-//! last p steps (predictor, exponential Adams-Bashforth) and, after one evaluation at the
-//! predicted point, through that value as well (corrector, exponential Adams-Moulton); the
+//! last k steps (predictor, exponential Adams-Bashforth of order k) and, after one evaluation at
+//! the predicted point, through that value as well (corrector, exponential Adams-Moulton); the
 //! integrals of e^{-g (t - s)} times the interpolant are exact (phi-functions). The
-//! predictor-corrector difference controls the step. Two coupling sweeps per step.
+//! predictor-corrector difference controls the step. Every k + 1 steps (and after a rejection)
+//! the same difference is also formed for the predictors of order k - 1 and k + 1, and the
+//! order that allows the longest next step is taken: high orders while the forcing oscillates,
+//! low ones (larger stability region) once a decaying solution has made the steps long. Two
+//! coupling sweeps per step.
 
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
@@ -17,35 +22,45 @@ use rayon::prelude::*;
 /// Highest predictor order.
 pub const MAX_ORDER: usize = 8;
 
-/// phi_1 .. phi_n of a real argument (phi_k(z) = sum_i z^i / (i + k)!).
+/// phi_0 .. phi_n of a real argument (phi_k(z) = sum_i z^i / (i + k)!).
 pub fn phi_list(z: f64, n: usize) -> Vec<f64> {
     let mut out = vec![0.0; n + 1];
+    phi_into(z, &mut out);
+    out
+}
+
+/// [`phi_list`] into `out` (n = out.len() - 1), without allocating.
+fn phi_into(z: f64, out: &mut [f64]) {
+    let n = out.len() - 1;
+    let mut inv_fact_n = 1.0;
+    for k in 1..=n {
+        inv_fact_n /= k as f64;
+    }
     if z.abs() < 2.0 {
-        for (k, o) in out.iter_mut().enumerate() {
-            let mut fact = 1.0;
-            for i in 1..=k {
-                fact *= i as f64;
+        // phi_n by its series, then phi_k = 1/k! + z phi_{k+1} downwards (stable for |z| < 2).
+        let mut term = inv_fact_n;
+        let mut sum = term;
+        for i in 1..60 {
+            term *= z / (i + n) as f64;
+            sum += term;
+            if term.abs() < 1e-18 * sum.abs() {
+                break;
             }
-            let mut term = 1.0 / fact;
-            let mut sum = term;
-            for i in 1..60 {
-                term *= z / (i + k) as f64;
-                sum += term;
-                if term.abs() < 1e-18 * sum.abs() {
-                    break;
-                }
-            }
-            *o = sum;
+        }
+        out[n] = sum;
+        let mut inv_fact = inv_fact_n;
+        for k in (0..n).rev() {
+            inv_fact *= (k + 1) as f64;
+            out[k] = inv_fact + z * out[k + 1];
         }
     } else {
         out[0] = z.exp();
-        let mut fact = 1.0;
+        let mut inv_fact = 1.0;
         for k in 1..=n {
-            out[k] = (out[k - 1] - 1.0 / fact) / z;
-            fact *= k as f64;
+            out[k] = (out[k - 1] - inv_fact) / z;
+            inv_fact /= k as f64;
         }
     }
-    out
 }
 
 /// Monomial coefficients of the Lagrange basis polynomials on `nodes`.
@@ -80,22 +95,28 @@ fn weights(nodes: &[f64], z: f64, theta: f64) -> Vec<f64> {
 }
 
 /// [`weights`] from precomputed Lagrange coefficients and phi_k(theta z), k = 0..p+1.
+#[cfg(test)]
 fn weights_from(lag: &[Vec<f64>], phi: &[f64], theta: f64) -> Vec<f64> {
-    lag.iter()
-        .map(|c| {
-            let mut s = 0.0;
-            let mut fact = 1.0;
-            let mut th = theta;
-            for (m, cm) in c.iter().enumerate() {
-                if m > 0 {
-                    fact *= m as f64;
-                }
-                s += cm * fact * th * phi[m + 1];
-                th *= theta;
+    let mut out = vec![0.0; lag.len()];
+    weights_into(lag, phi, theta, &mut out);
+    out
+}
+
+/// [`weights_from`] into `out` (one weight per Lagrange basis polynomial), without allocating.
+fn weights_into(lag: &[Vec<f64>], phi: &[f64], theta: f64, out: &mut [f64]) {
+    for (o, c) in out.iter_mut().zip(lag) {
+        let mut s = 0.0;
+        let mut fact = 1.0;
+        let mut th = theta;
+        for (m, cm) in c.iter().enumerate() {
+            if m > 0 {
+                fact *= m as f64;
             }
-            s
-        })
-        .collect()
+            s += cm * fact * th * phi[m + 1];
+            th *= theta;
+        }
+        *o = s;
+    }
 }
 
 /// History of the multistep method (forcing values at past accepted times, newest first).
@@ -105,12 +126,18 @@ pub struct AdamsHistory {
     pub times: Vec<f64>,
     /// `order[j]` = slot index of the j-th newest value.
     pub order: Vec<usize>,
+    /// Order of the next step (number of history values the predictor uses).
+    pub current: usize,
+    /// Accepted steps since the order last changed.
+    pub steps_at_order: usize,
 }
 
 impl AdamsHistory {
     pub fn clear(&mut self) {
         self.times.clear();
         self.order.clear();
+        self.current = 1;
+        self.steps_at_order = 0;
     }
 }
 
@@ -194,10 +221,9 @@ impl Solver {
         let d2 = self.d * self.d;
         let n01 = self.hier.tier_start.get(2).copied().unwrap_or(1);
         let mut gp = vec![C64::new(0.0, 0.0); self.w.len()];
-        let parallel = self.n_ados() >= PARALLEL_MIN_ADOS;
         let mut failures = 0;
+        let mut retrying = false;
         while self.t < target {
-            let p = self.adams.order.len();
             if self.h_next <= 0.0 {
                 self.h_next = 1e-3_f64.min(self.max_step);
             }
@@ -215,95 +241,17 @@ impl Solver {
                 });
             }
             let t0 = self.t;
-            let nodes_p: Vec<f64> = self.adams.times.iter().map(|&s| (s - t0) / h).collect();
-            let mut nodes_c = vec![1.0];
-            nodes_c.extend_from_slice(&nodes_p);
-            let ncls = self.class_decay.len();
-            let lag_p = lagrange(&nodes_p);
-            let lag_c = lagrange(&nodes_c);
-            let mut ez = Vec::with_capacity(ncls);
-            let mut bp = Vec::with_capacity(ncls);
-            let mut bc = Vec::with_capacity(ncls);
-            for &g in &self.class_decay {
-                let phi = phi_list(-g * h, nodes_c.len() + 1);
-                ez.push(phi[0]);
-                bp.push(weights_from(&lag_p, &phi, 1.0));
-                bc.push(weights_from(&lag_c, &phi, 1.0));
-            }
-            // predictor into x
-            {
-                let hist = &self.adams;
-                let w = &self.w;
-                let cls = &self.class_of;
-                let slots: Vec<&[C64]> = hist.order.iter().map(|&s| &hist.slots[s][..]).collect();
-                let body = |(a, o): (usize, &mut [C64])| {
-                    let c = cls[a] as usize;
-                    for (e, oe) in o.iter_mut().enumerate() {
-                        let i = a * d2 + e;
-                        let mut v = ez[c] * w[i];
-                        for (j, sl) in slots.iter().enumerate() {
-                            v += h * bp[c][j] * sl[i];
-                        }
-                        *oe = v;
-                    }
-                };
-                if parallel {
-                    self.x
-                        .par_chunks_mut(d2)
-                        .with_min_len(64)
-                        .enumerate()
-                        .for_each(body);
-                } else {
-                    self.x.chunks_mut(d2).enumerate().for_each(body);
-                }
-            }
+            let nodes: Vec<f64> = self.adams.times.iter().map(|&s| (s - t0) / h).collect();
+            // As in VODE, a new order is considered only after k + 1 steps at the current one
+            // (or after a rejection), except while the history is still filling up.
+            let hist = &self.adams;
+            let consider =
+                retrying || hist.steps_at_order > hist.current || hist.order.len() < MAX_ORDER;
+            let plan = StepPlan::new(&nodes, hist.current, consider, &self.class_decay, h);
+            self.predict(&plan);
             self.forcing(t0 + h, false, &mut gp);
-            // corrector into x, error estimate
-            let err = {
-                let hist = &self.adams;
-                let w = &self.w;
-                let cls = &self.class_of;
-                let gpr = &gp;
-                let (rtol, atol) = (self.rtol, self.atol);
-                let slots: Vec<&[C64]> = hist.order.iter().map(|&s| &hist.slots[s][..]).collect();
-                let body = |(a, o): (usize, &mut [C64])| -> f64 {
-                    let c = cls[a] as usize;
-                    let mut worst: f64 = 0.0;
-                    for (e, oe) in o.iter_mut().enumerate() {
-                        let i = a * d2 + e;
-                        let mut v = ez[c] * w[i] + h * bc[c][0] * gpr[i];
-                        for (j, sl) in slots.iter().enumerate() {
-                            v += h * bc[c][j + 1] * sl[i];
-                        }
-                        let diff = (v - *oe).norm_sqr();
-                        let sc = atol + rtol * w[i].norm_sqr().max(v.norm_sqr()).sqrt();
-                        let r = diff / (sc * sc);
-                        if r.is_nan() || r > worst {
-                            worst = r;
-                        }
-                        *oe = v;
-                    }
-                    worst
-                };
-                let red = |x: f64, y: f64| {
-                    if x.is_nan() || y.is_nan() {
-                        f64::NAN
-                    } else {
-                        x.max(y)
-                    }
-                };
-                let total = if parallel {
-                    self.x
-                        .par_chunks_mut(d2)
-                        .with_min_len(64)
-                        .enumerate()
-                        .map(body)
-                        .reduce(|| 0.0, red)
-                } else {
-                    self.x.chunks_mut(d2).enumerate().map(body).fold(0.0, red)
-                };
-                total.sqrt()
-            };
+            let errs = self.correct(&plan, &gp);
+            let err = errs[1];
             if !err.is_finite() {
                 failures += 1;
                 self.stats.rejected += 1;
@@ -314,10 +262,14 @@ impl Solver {
                 continue;
             }
             failures = 0;
-            let expo = 1.0 / (p as f64 + 1.0);
-            let fac = (0.8 * err.max(1e-10).powf(-expo)).clamp(0.2, 2.0);
+            let (order, fac) = plan.choose_order(&errs);
+            if consider {
+                self.adams.steps_at_order = 0;
+            }
+            self.adams.current = order;
             if err > 1.0 {
                 self.stats.rejected += 1;
+                retrying = true;
                 self.h_next = h * fac.min(0.9);
                 continue;
             }
@@ -329,15 +281,17 @@ impl Solver {
                     && !(landing && times[next] >= target)
                 {
                     let theta = (times[next] - t0) / h;
+                    let mut phi = [0.0; MAX_ORDER + 3];
+                    let mut b = [0.0; MAX_ORDER + 1];
                     for a in 0..n01 {
-                        let g = self.coup.decay[a];
-                        let phi = phi_list(-theta * g * h, nodes_c.len() + 1);
-                        let b = weights_from(&lag_c, &phi, theta);
+                        let phi = &mut phi[..plan.k + 3];
+                        phi_into(-theta * self.coup.decay[a] * h, phi);
+                        weights_into(&plan.lag_c, phi, theta, &mut b);
                         let e0 = phi[0];
                         for e in 0..d2 {
                             let i = a * d2 + e;
                             let mut v = e0 * self.w[i] + h * b[0] * gp[i];
-                            for (j, &s) in self.adams.order.iter().enumerate() {
+                            for (j, &s) in self.adams.order[..plan.k].iter().enumerate() {
                                 v += h * b[j + 1] * self.adams.slots[s][i];
                             }
                             w01[i] = v;
@@ -350,6 +304,8 @@ impl Solver {
             std::mem::swap(&mut self.w, &mut self.x);
             self.t = if landing { target } else { t0 + h };
             self.stats.steps += 1;
+            self.adams.steps_at_order += 1;
+            retrying = false;
             self.h_next = if landing {
                 proposal.max(h * fac).min(proposal * 2.0)
             } else {
@@ -366,6 +322,279 @@ impl Solver {
             next += 1;
         }
         Ok(())
+    }
+
+    /// The order-k predictor into `x`.
+    fn predict(&mut self, plan: &StepPlan) {
+        let d2 = self.d * self.d;
+        let hist = &self.adams;
+        let w = &self.w;
+        let cls = &self.class_of;
+        let slots: Vec<&[C64]> = hist.order[..plan.k]
+            .iter()
+            .map(|&s| &hist.slots[s][..])
+            .collect();
+        let body = |(a, o): (usize, &mut [C64])| {
+            let row = plan.row(cls[a] as usize);
+            let range = a * d2..(a + 1) * d2;
+            for (oe, we) in o.iter_mut().zip(&w[range.clone()]) {
+                *oe = row.decay * we;
+            }
+            for (b, sl) in row.pred.iter().zip(&slots) {
+                for (oe, se) in o.iter_mut().zip(&sl[range.clone()]) {
+                    *oe += b * se;
+                }
+            }
+        };
+        if self.n_ados() >= PARALLEL_MIN_ADOS {
+            self.x
+                .par_chunks_mut(d2)
+                .with_min_len(64)
+                .enumerate()
+                .for_each(body);
+        } else {
+            self.x.chunks_mut(d2).enumerate().for_each(body);
+        }
+    }
+
+    /// The corrector into `x` (which holds the predictor) given the forcing `gp` at the
+    /// predicted point; returns the scaled error norms of the predictors of order k - 1, k and
+    /// k + 1 against it (0 for an order that is not available).
+    fn correct(&mut self, plan: &StepPlan, gp: &[C64]) -> [f64; 3] {
+        let d2 = self.d * self.d;
+        let hist = &self.adams;
+        let w = &self.w;
+        let cls = &self.class_of;
+        let (rtol, atol) = (self.rtol, self.atol);
+        let n_slots = plan.k_hi.max(plan.k);
+        let mut slot_refs: [&[C64]; MAX_ORDER] = [&[]; MAX_ORDER];
+        for (dst, &s) in slot_refs.iter_mut().zip(&hist.order[..n_slots]) {
+            *dst = &hist.slots[s][..];
+        }
+        let slots = &slot_refs[..n_slots];
+        let neighbours = plan.k_lo > 0 || plan.k_hi > 0;
+        // Per ADO: the corrector minus the predictors of order k, k - 1 and k + 1, accumulated
+        // slot by slot over the whole block so that the inner loops vectorise.
+        let body = |diffs: &mut Vec<C64>, (a, o): (usize, &mut [C64])| -> [f64; 3] {
+            let row = plan.row(cls[a] as usize);
+            let range = a * d2..(a + 1) * d2;
+            let (dk, rest) = diffs.split_at_mut(d2);
+            let (dlo, dhi) = rest.split_at_mut(d2);
+            for (x, g) in dk.iter_mut().zip(&gp[range.clone()]) {
+                *x = row.corr[0] * g;
+            }
+            if neighbours {
+                dlo.copy_from_slice(dk);
+                dhi.copy_from_slice(dk);
+                for (j, sl) in slots.iter().enumerate() {
+                    let (bk, blo, bhi) = (row.diff_k[j], row.diff_lo[j], row.diff_hi[j]);
+                    for (((xk, xlo), xhi), y) in dk
+                        .iter_mut()
+                        .zip(dlo.iter_mut())
+                        .zip(dhi.iter_mut())
+                        .zip(&sl[range.clone()])
+                    {
+                        *xk += bk * y;
+                        *xlo += blo * y;
+                        *xhi += bhi * y;
+                    }
+                }
+            } else {
+                for (j, sl) in slots.iter().enumerate() {
+                    let bk = row.diff_k[j];
+                    for (xk, y) in dk.iter_mut().zip(&sl[range.clone()]) {
+                        *xk += bk * y;
+                    }
+                }
+            }
+            // The scale is sc^2 = atol^2 + rtol^2 |y|^2 (no square root) and the maxima are plain
+            // comparisons, so that the loop vectorises; a NaN anywhere reaches `probe`.
+            let (atol2, rtol2) = (atol * atol, rtol * rtol);
+            let mut worst = [0.0_f64; 3];
+            let mut probe = 0.0;
+            for (e, (oe, we)) in o.iter_mut().zip(&w[range]).enumerate() {
+                let v = *oe + dk[e];
+                let inv = 1.0 / (atol2 + rtol2 * we.norm_sqr().max(v.norm_sqr()));
+                let r = dk[e].norm_sqr() * inv;
+                if r > worst[1] {
+                    worst[1] = r;
+                }
+                probe += r;
+                if neighbours {
+                    let (rlo, rhi) = (dlo[e].norm_sqr() * inv, dhi[e].norm_sqr() * inv);
+                    if rlo > worst[0] {
+                        worst[0] = rlo;
+                    }
+                    if rhi > worst[2] {
+                        worst[2] = rhi;
+                    }
+                    probe += rlo + rhi;
+                }
+                *oe = v;
+            }
+            if probe.is_nan() {
+                return [f64::NAN; 3];
+            }
+            worst
+        };
+        let red = |x: [f64; 3], y: [f64; 3]| -> [f64; 3] {
+            std::array::from_fn(|q| {
+                if x[q].is_nan() || y[q].is_nan() {
+                    f64::NAN
+                } else {
+                    x[q].max(y[q])
+                }
+            })
+        };
+        let scratch = || vec![C64::new(0.0, 0.0); 3 * d2];
+        let total = if self.n_ados() >= PARALLEL_MIN_ADOS {
+            self.x
+                .par_chunks_mut(d2)
+                .with_min_len(64)
+                .enumerate()
+                .map_init(scratch, body)
+                .reduce(|| [0.0; 3], red)
+        } else {
+            let mut diffs = scratch();
+            self.x
+                .chunks_mut(d2)
+                .enumerate()
+                .map(|item| body(&mut diffs, item))
+                .fold([0.0; 3], red)
+        };
+        let mut out = total.map(f64::sqrt);
+        if plan.k_lo == 0 {
+            out[0] = 0.0;
+        }
+        if plan.k_hi == 0 {
+            out[2] = 0.0;
+        }
+        out
+    }
+}
+
+/// Weights of one decay class for one step, all multiplied by h.
+struct ClassRow<'a> {
+    decay: f64,
+    /// Order-k predictor weights of the k newest history values.
+    pred: &'a [f64],
+    /// Corrector weight of the forcing at the predicted point.
+    corr: &'a [f64],
+    /// Corrector minus order-k (k - 1, k + 1) predictor weights of the history values.
+    diff_k: &'a [f64],
+    diff_lo: &'a [f64],
+    diff_hi: &'a [f64],
+}
+
+/// Everything one step needs that does not depend on the ADO values: the orders, the Lagrange
+/// bases and the weights of every decay class.
+struct StepPlan {
+    k: usize,
+    /// Neighbouring orders whose errors are estimated (0: not available).
+    k_lo: usize,
+    k_hi: usize,
+    lag_c: Vec<Vec<f64>>,
+    /// Per class: e^{-g h}, then 1 + 4 * MAX_ORDER weights (see [`ClassRow`]).
+    table: Vec<f64>,
+}
+
+const ROW: usize = 2 + 4 * MAX_ORDER;
+
+impl StepPlan {
+    /// Plan a step of size h from the history `nodes` ((s - t)/h, newest first) at order
+    /// `order` (capped by the history length), estimating the errors of the neighbouring
+    /// orders if `consider`.
+    fn new(nodes: &[f64], order: usize, consider: bool, class_decay: &[f64], h: f64) -> Self {
+        let n_hist = nodes.len();
+        let k = order.clamp(1, n_hist);
+        let k_lo = if consider { k - 1 } else { 0 };
+        let k_hi = if consider && k < n_hist { k + 1 } else { 0 };
+        let lag_k = lagrange(&nodes[..k]);
+        let lag_lo = lagrange(&nodes[..k_lo]);
+        let lag_hi = if k_hi > 0 {
+            lagrange(&nodes[..k_hi])
+        } else {
+            Vec::new()
+        };
+        let mut nodes_c = vec![1.0];
+        nodes_c.extend_from_slice(&nodes[..k]);
+        let lag_c = lagrange(&nodes_c);
+        let mut table = vec![0.0; class_decay.len() * ROW];
+        let mut phi = [0.0; MAX_ORDER + 4];
+        let (mut bk, mut bc, mut blo, mut bhi) = (
+            [0.0; MAX_ORDER + 1],
+            [0.0; MAX_ORDER + 1],
+            [0.0; MAX_ORDER + 1],
+            [0.0; MAX_ORDER + 1],
+        );
+        for (row, &g) in table.chunks_exact_mut(ROW).zip(class_decay) {
+            let phi = &mut phi[..k + 4];
+            phi_into(-g * h, phi);
+            weights_into(&lag_k, phi, 1.0, &mut bk);
+            weights_into(&lag_c, phi, 1.0, &mut bc);
+            weights_into(&lag_lo, phi, 1.0, &mut blo);
+            weights_into(&lag_hi, phi, 1.0, &mut bhi);
+            let (bk, bc) = (&bk[..lag_k.len()], &bc[..lag_c.len()]);
+            let (blo, bhi) = (&blo[..lag_lo.len()], &bhi[..lag_hi.len()]);
+            row[0] = phi[0];
+            row[1] = h * bc[0];
+            let (pred, rest) = row[2..].split_at_mut(MAX_ORDER);
+            let (diff_k, rest) = rest.split_at_mut(MAX_ORDER);
+            let (diff_lo, diff_hi) = rest.split_at_mut(MAX_ORDER);
+            for j in 0..MAX_ORDER {
+                let at = |b: &[f64]| b.get(j).copied().unwrap_or(0.0);
+                let c = bc.get(j + 1).copied().unwrap_or(0.0);
+                pred[j] = h * at(bk);
+                diff_k[j] = h * (c - at(bk));
+                diff_lo[j] = h * (c - at(blo));
+                diff_hi[j] = h * (c - at(bhi));
+            }
+        }
+        StepPlan {
+            k,
+            k_lo,
+            k_hi,
+            lag_c,
+            table,
+        }
+    }
+
+    fn row(&self, class: usize) -> ClassRow<'_> {
+        let r = &self.table[class * ROW..(class + 1) * ROW];
+        let n = self.k_hi.max(self.k);
+        let part = |i: usize| &r[2 + i * MAX_ORDER..2 + i * MAX_ORDER + n];
+        ClassRow {
+            decay: r[0],
+            pred: &part(0)[..self.k],
+            corr: &r[1..2],
+            diff_k: part(1),
+            diff_lo: part(2),
+            diff_hi: part(3),
+        }
+    }
+
+    /// The order for the next step and its step-size factor, from the error norms of the
+    /// predictors of order k - 1, k and k + 1: the order that allows the longest step, the
+    /// higher one on a tie (so that the order climbs while the steps are still limited by
+    /// their growth bound rather than by the error).
+    fn choose_order(&self, errs: &[f64; 3]) -> (usize, f64) {
+        let factor = |err: f64, q: usize| {
+            (0.8 * err.max(1e-10).powf(-1.0 / (q as f64 + 1.0))).clamp(0.2, 2.0)
+        };
+        let mut best = (self.k, factor(errs[1], self.k));
+        if self.k_lo > 0 {
+            let f = factor(errs[0], self.k_lo);
+            if f > best.1 {
+                best = (self.k_lo, f);
+            }
+        }
+        if self.k_hi > 0 {
+            let f = factor(errs[2], self.k_hi);
+            if f >= best.1 {
+                best = (self.k_hi, f);
+            }
+        }
+        best
     }
 }
 

@@ -42,14 +42,8 @@ impl Solver {
         let d = self.d;
         let d2 = d * d;
         let k_tot = self.hier.n_exponents;
-        let ph = self.phases(t - self.t_ref);
-        let block = |a: usize| -> Vec<C64> {
-            w01[a * d2..(a + 1) * d2]
-                .iter()
-                .zip(&ph)
-                .map(|(x, p)| x * p)
-                .collect()
-        };
+        let blocks = self.schrodinger_blocks(t, w01);
+        let block = |a: usize| -> Vec<C64> { blocks[a * d2..(a + 1) * d2].to_vec() };
         let rho_eig = block(0);
         let h_eig: Vec<C64> = {
             let mut m = vec![C64::new(0.0, 0.0); d2];

@@ -72,6 +72,9 @@ pub struct Solver {
     /// Use the exponential Adams PECE method instead of ETDRK4 with step doubling.
     pub adams_method: bool,
     pub(crate) adams: AdamsHistory,
+    /// Stationary hierarchy subtracted from `w` (see `frame.rs`): scaled, eigenbasis,
+    /// Schrodinger picture.
+    pub reference: Option<Vec<C64>>,
 }
 
 fn check_matrix(name: &str, m: &[C64], d: usize) -> HeomResult<()> {
@@ -209,6 +212,7 @@ impl Solver {
             dense_nu0: Vec::new(),
             adams_method: false,
             adams: AdamsHistory::default(),
+            reference: None,
         };
         s.install_hamiltonian(h);
         Ok(s)
@@ -298,6 +302,7 @@ impl Solver {
     /// Replace the system Hamiltonian at the current time; the ADOs are kept.
     pub fn set_hamiltonian(&mut self, h: &[C64]) -> HeomResult<()> {
         check_matrix("H", h, self.d)?;
+        self.clear_reference();
         let d = self.d;
         let d2 = d * d;
         let ph = self.phases(self.t - self.t_ref);
@@ -342,20 +347,8 @@ impl Solver {
                 "the ADOs contain non-finite entries",
             ));
         }
-        let ud = adjoint(&self.u, d);
-        let scales = self.ado_scales();
-        for (a, (dst, src)) in self
-            .w
-            .chunks_exact_mut(d2)
-            .zip(ados.chunks_exact(d2))
-            .enumerate()
-        {
-            let r = matmul(&matmul(&ud, src, d), &self.u, d);
-            let inv = 1.0 / scales[a];
-            for (x, y) in dst.iter_mut().zip(&r) {
-                *x = y * inv;
-            }
-        }
+        self.reference = None;
+        self.w = self.to_working(ados);
         self.t = t;
         self.t_ref = t;
         self.h_next = 0.0;
@@ -363,19 +356,50 @@ impl Solver {
         Ok(())
     }
 
+    /// Unscaled computational-basis ADOs (row-major blocks) in the working basis: rescaled, in
+    /// the eigenbasis of H.
+    pub(crate) fn to_working(&self, ados: &[C64]) -> Vec<C64> {
+        let d = self.d;
+        let d2 = d * d;
+        let ud = adjoint(&self.u, d);
+        let scales = self.ado_scales();
+        let mut out = Vec::with_capacity(ados.len());
+        for (a, src) in ados.chunks_exact(d2).enumerate() {
+            let inv = 1.0 / scales[a];
+            out.extend(
+                matmul(&matmul(&ud, src, d), &self.u, d)
+                    .into_iter()
+                    .map(|y| y * inv),
+            );
+        }
+        out
+    }
+
+    /// The leading ADO blocks `w` (working representation at time t) plus the matching blocks
+    /// of the reference: the state's blocks in the eigenbasis, Schrodinger picture, rescaled.
+    pub(crate) fn schrodinger_blocks(&self, t: f64, w: &[C64]) -> Vec<C64> {
+        let d2 = self.d * self.d;
+        let ph = self.phases(t - self.t_ref);
+        let mut out: Vec<C64> = w
+            .chunks_exact(d2)
+            .flat_map(|blk| blk.iter().zip(&ph).map(|(x, p)| x * p))
+            .collect();
+        if let Some(reference) = &self.reference {
+            out.iter_mut().zip(reference).for_each(|(x, r)| *x += r);
+        }
+        out
+    }
+
     /// The full hierarchy at the current time (unscaled, computational basis, row-major blocks).
     pub fn state(&self) -> Vec<C64> {
         let d = self.d;
         let d2 = d * d;
-        let ph = self.phases(self.t - self.t_ref);
         let ud = adjoint(&self.u, d);
         let scales = self.ado_scales();
+        let blocks = self.schrodinger_blocks(self.t, &self.w);
         let mut out = Vec::with_capacity(self.w.len());
-        let mut blk = vec![C64::new(0.0, 0.0); d2];
-        for (a, src) in self.w.chunks_exact(d2).enumerate() {
-            for ((b, x), p) in blk.iter_mut().zip(src).zip(&ph) {
-                *b = x * p * scales[a];
-            }
+        for (a, src) in blocks.chunks_exact(d2).enumerate() {
+            let blk: Vec<C64> = src.iter().map(|x| x * scales[a]).collect();
             out.extend(matmul(&matmul(&self.u, &blk, d), &ud, d));
         }
         out
