@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qpump.bench import format_table, run_benchmarks
+from qpump.errors import InvalidParameterError
 
 
 def test_run_benchmarks_structure_without_qutip():
@@ -14,6 +17,14 @@ def test_run_benchmarks_structure_without_qutip():
     assert by_name["deep_hierarchy"]["n_ados"] == 12870
     for p in result["problems"]:
         assert p["qutip_s"] is None and p["ratio"] is None and p["max_deviation"] is None
+        assert p["qutip_error"] is None and p["repeat"] == 1
         assert p["qpump_s"] > 0 and p["rhs_evaluations"] > 0 and p["ns_per_ado_per_rhs"] > 0
+        # the default tolerances against the untimed tight reference (issue 3: within 1e-8)
+        assert 0 < p["qpump_error"] < 1e-8
     table = format_table(result)
     assert "pump_cycle" in table and "deep_hierarchy" in table and "12870" in table
+
+
+def test_repeat_must_be_a_positive_integer():
+    with pytest.raises(InvalidParameterError, match="repeat"):
+        run_benchmarks(quick=True, with_qutip=False, progress=False, repeat=0)

@@ -292,7 +292,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import format_table, run_benchmarks
 
     result = run_benchmarks(quick=args.quick, with_qutip=not args.no_qutip,
-                            progress=not args.json)
+                            progress=not args.json, repeat=args.repeat,
+                            with_reference=not args.no_reference)
     print(json.dumps(result) if args.json else format_table(result))
     return 0
 
@@ -495,6 +496,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"problems": [...]}')
     p.add_argument("--quick", action="store_true", help="shorter problems (a smoke run)")
     p.add_argument("--no-qutip", action="store_true", help="time qpump only")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run each code N times and keep its shortest time (default 1)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the untimed tight qpump run both codes' errors are measured against")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("figure", help="draw one of the paper's figures",

@@ -21,6 +21,16 @@ pub const PARALLEL_MIN_ADOS: usize = 512;
 /// Non-zero entry (i, j, value) of a coupling operator.
 pub type Entry = (usize, usize, C64);
 
+/// Block `b` of `y` as a fixed-size array (a plain function, not a closure, so that it always
+/// inlines). Blocks are D2 long by construction; an impossible mismatch yields a zero block.
+#[inline(always)]
+fn fixed_block<const D2: usize>(y: &[C64], b: usize) -> &[C64; D2] {
+    match y[b * D2..(b + 1) * D2].try_into() {
+        Ok(x) => x,
+        Err(_) => &[C64 { re: 0.0, im: 0.0 }; D2],
+    }
+}
+
 /// Precomputed coefficients of the couplings (independent of the basis and of H).
 #[derive(Debug, Clone)]
 pub struct Couplings {
@@ -130,14 +140,8 @@ impl Couplings {
         let lab = &hier.labels[a * k_tot..(a + 1) * k_tot];
         let ups = &hier.up[a * k_tot..(a + 1) * k_tot];
         let downs = &hier.down[a * k_tot..(a + 1) * k_tot];
-        let block = |b: usize| -> &[C64; D2] {
-            // Blocks are D2 long by construction; an impossible mismatch yields a zero block.
-            const { assert!(D * D == D2) };
-            match y[b * D2..(b + 1) * D2].try_into() {
-                Ok(x) => x,
-                Err(_) => &[C64 { re: 0.0, im: 0.0 }; D2],
-            }
-        };
+        const { assert!(D * D == D2) };
+        let block = |b: usize| fixed_block::<D2>(y, b);
         let ya = block(a);
         let mut acc = [zero; D2];
         for (bi, &(k0, k1)) in self.bath_ranges.iter().enumerate() {
@@ -213,7 +217,7 @@ impl Couplings {
 
     /// N(y) for ADO `a` into `out` (overwritten), with the coupling operators `q[b]` given by
     /// their non-zero entries. `scratch` holds at least 2 d^2 values.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub fn apply_block(
         &self,
