@@ -293,7 +293,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     result = run_benchmarks(quick=args.quick, with_qutip=not args.no_qutip,
                             progress=not args.json, repeat=args.repeat,
-                            with_reference=not args.no_reference)
+                            with_reference=not args.no_reference, qutip_tight=args.qutip_tight)
     print(json.dumps(result) if args.json else format_table(result))
     return 0
 
@@ -500,6 +500,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="run each code N times and keep its shortest time (default 1)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip the untimed tight qpump run both codes' errors are measured against")
+    p.add_argument("--qutip-tight", action="store_true",
+                   help="also compare with QuTiP at rtol 1e-10, atol 1e-12 (untimed; slow)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("figure", help="draw one of the paper's figures",
