@@ -326,26 +326,9 @@ impl Solver {
 
     /// Load the full hierarchy (unscaled ADOs, computational basis, row-major blocks) at time t.
     pub fn set_state(&mut self, t: f64, ados: &[C64]) -> HeomResult<()> {
-        let d = self.d;
-        let d2 = d * d;
-        if ados.len() != self.n_ados() * d2 {
-            return Err(HeomError::invalid(
-                "state",
-                format!(
-                    "the hierarchy has {} ADOs of {d}x{d}, got {} values",
-                    self.n_ados(),
-                    ados.len()
-                ),
-            ));
-        }
+        self.check_ados("state", ados)?;
         if !t.is_finite() {
             return Err(HeomError::invalid("t0", format!("t0 = {t} is not finite")));
-        }
-        if ados.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(HeomError::invalid(
-                "state",
-                "the ADOs contain non-finite entries",
-            ));
         }
         self.reference = None;
         self.w = self.to_working(ados);
@@ -353,6 +336,28 @@ impl Solver {
         self.t_ref = t;
         self.h_next = 0.0;
         self.adams.clear();
+        Ok(())
+    }
+
+    /// A whole hierarchy given as `name`: one finite d x d block per ADO.
+    pub(crate) fn check_ados(&self, name: &str, ados: &[C64]) -> HeomResult<()> {
+        let d = self.d;
+        if ados.len() != self.n_ados() * d * d {
+            return Err(HeomError::invalid(
+                name,
+                format!(
+                    "the hierarchy has {} ADOs of {d}x{d}, got {} values",
+                    self.n_ados(),
+                    ados.len()
+                ),
+            ));
+        }
+        if ados.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+            return Err(HeomError::invalid(
+                name,
+                format!("the {name} ADOs contain non-finite entries"),
+            ));
+        }
         Ok(())
     }
 
