@@ -21,6 +21,18 @@ pub const PARALLEL_MIN_ADOS: usize = 512;
 /// Non-zero entry (i, j, value) of a coupling operator.
 pub type Entry = (usize, usize, C64);
 
+/// The transpose of a row-major D x D block.
+#[inline(always)]
+fn transpose<const D: usize, const D2: usize>(x: &[C64; D2]) -> [C64; D2] {
+    let mut t = *x;
+    for i in 0..D {
+        for j in 0..D {
+            t[j * D + i] = x[i * D + j];
+        }
+    }
+    t
+}
+
 /// Block `b` of `y` as a fixed-size array (a plain function, not a closure, so that it always
 /// inlines). Blocks are D2 long by construction; an impossible mismatch yields a zero block.
 #[inline(always)]
@@ -144,10 +156,43 @@ impl Couplings {
         let block = |b: usize| fixed_block::<D2>(y, b);
         let ya = block(a);
         let mut acc = [zero; D2];
+        let mut acc_t = [zero; D2];
         for (bi, &(k0, k1)) in self.bath_ranges.iter().enumerate() {
             let qb = &q[bi];
+            // The neighbours' commutator operand without its factor -i, and their
+            // anticommutator operand; real coefficients keep the inner loops two flops an entry.
+            let mut comm = [zero; D2];
+            let mut anti = [zero; D2];
+            let (mut any, mut any_anti) = (false, false);
+            for k in k0..k1 {
+                let nk = lab[k] as usize;
+                let u = ups[k];
+                if u != NONE {
+                    let s = self.up_mag[k * depth + nk];
+                    for (c, yu) in comm.iter_mut().zip(block(u as usize)) {
+                        *c += s * yu;
+                    }
+                    any = true;
+                }
+                let dn = downs[k];
+                if dn != NONE {
+                    let cr = self.down_comm[k * (depth + 1) + nk];
+                    let ci = self.down_anti[k * (depth + 1) + nk];
+                    let yd = block(dn as usize);
+                    for (c, y) in comm.iter_mut().zip(yd) {
+                        *c += cr * y;
+                    }
+                    if ci != 0.0 {
+                        for (b, y) in anti.iter_mut().zip(yd) {
+                            *b += ci * y;
+                        }
+                        any_anti = true;
+                    }
+                    any = true;
+                }
+            }
+            // P = -i comm + anti - delta [Q, y_a], M = -i comm - anti - delta [Q, y_a]
             let mut p = [zero; D2];
-            let mut any = false;
             let delta = self.delta[bi];
             if delta != 0.0 {
                 for &(i, j, qv) in qb {
@@ -162,57 +207,36 @@ impl Couplings {
                 }
                 any = true;
             }
+            for (pe, c) in p.iter_mut().zip(&comm) {
+                *pe += C64::new(c.im, -c.re);
+            }
             let mut m = p;
-            for k in k0..k1 {
-                let nk = lab[k] as usize;
-                let u = ups[k];
-                if u != NONE {
-                    let s = self.up_mag[k * depth + nk];
-                    let yu = block(u as usize);
-                    for e in 0..D2 {
-                        // -i s y
-                        let v = C64::new(s * yu[e].im, -s * yu[e].re);
-                        p[e] += v;
-                        m[e] += v;
-                    }
-                    any = true;
-                }
-                let dn = downs[k];
-                if dn != NONE {
-                    let cr = self.down_comm[k * (depth + 1) + nk];
-                    let ci = self.down_anti[k * (depth + 1) + nk];
-                    let yd = block(dn as usize);
-                    if ci == 0.0 {
-                        for e in 0..D2 {
-                            let v = C64::new(cr * yd[e].im, -cr * yd[e].re);
-                            p[e] += v;
-                            m[e] += v;
-                        }
-                    } else {
-                        for e in 0..D2 {
-                            let v = C64::new(cr * yd[e].im, -cr * yd[e].re);
-                            let w = ci * yd[e];
-                            p[e] += v + w;
-                            m[e] += v - w;
-                        }
-                    }
-                    any = true;
+            if any_anti {
+                for ((pe, me), b) in p.iter_mut().zip(m.iter_mut()).zip(&anti) {
+                    *pe += b;
+                    *me -= b;
                 }
             }
             if !any {
                 continue;
             }
+            // out += Q P - M Q, with M Q accumulated transposed, (M Q)^T = Q^T M^T, so that
+            // every update is a whole contiguous row (no strided column access).
+            let m_t = transpose::<D, D2>(&m);
             for &(i, j, qv) in qb {
                 if i >= D || j >= D {
                     continue;
                 }
                 for l in 0..D {
                     acc[i * D + l] += qv * p[j * D + l];
-                    acc[l * D + j] -= m[l * D + i] * qv;
+                    acc_t[j * D + l] += qv * m_t[i * D + l];
                 }
             }
         }
-        out[..D2].copy_from_slice(&acc);
+        let acc_t = transpose::<D, D2>(&acc_t);
+        for ((o, x), xt) in out[..D2].iter_mut().zip(&acc).zip(&acc_t) {
+            *o = x - xt;
+        }
     }
 
     /// N(y) for ADO `a` into `out` (overwritten), with the coupling operators `q[b]` given by
