@@ -30,6 +30,32 @@ fn trace_prod(x: &[C64], y: &[C64], d: usize) -> C64 {
 }
 
 impl Solver {
+    /// The parts of each bath's heat current that act on rho alone, as matrices A_K with
+    /// j_K = ... + Re tr[A_K rho] in the eigenbasis: A_K = -2 C_K^I(0) Q_K^2 + delta_K [[H, Q_K], Q_K].
+    pub(crate) fn heat_static_parts(&self) -> Vec<Vec<C64>> {
+        let d = self.d;
+        let mut h_eig = vec![C64::new(0.0, 0.0); d * d];
+        for i in 0..d {
+            h_eig[i * d + i] = C64::new(self.energies[i], 0.0);
+        }
+        self.coup
+            .bath_ranges
+            .iter()
+            .enumerate()
+            .map(|(b, &(k0, k1))| {
+                let q = &self.q_eig[b];
+                let ci0: f64 = self.c[k0..k1].iter().map(|c| c.im).sum();
+                let mut a: Vec<C64> = matmul(q, q, d).iter().map(|x| -2.0 * ci0 * x).collect();
+                let delta = self.coup.delta[b];
+                if delta != 0.0 {
+                    let m = commutator(&commutator(&h_eig, q, d), q, d);
+                    a.iter_mut().zip(&m).for_each(|(x, y)| *x += delta * y);
+                }
+                a
+            })
+            .collect()
+    }
+
     /// Observables at the current time.
     pub fn observe(&self) -> Observation {
         let n01 = self.hier.tier_start.get(2).copied().unwrap_or(1);
@@ -43,15 +69,8 @@ impl Solver {
         let d2 = d * d;
         let k_tot = self.hier.n_exponents;
         let blocks = self.schrodinger_blocks(t, w01);
-        let block = |a: usize| -> Vec<C64> { blocks[a * d2..(a + 1) * d2].to_vec() };
+        let block = |a: usize| &blocks[a * d2..(a + 1) * d2];
         let rho_eig = block(0);
-        let h_eig: Vec<C64> = {
-            let mut m = vec![C64::new(0.0, 0.0); d2];
-            for i in 0..d {
-                m[i * d + i] = C64::new(self.energies[i], 0.0);
-            }
-            m
-        };
         let mut heat = Vec::with_capacity(self.baths.len());
         let mut e_int = Vec::with_capacity(self.baths.len());
         for (b, &(k0, k1)) in self.coup.bath_ranges.iter().enumerate() {
@@ -64,23 +83,15 @@ impl Solver {
                 }
                 let a = self.hier.up[k] as usize; // tier-1 ADO e_k (ADO 0 is the root)
                 debug_assert!(a < self.n_ados() && k < k_tot);
-                let blk = block(a);
-                let tr = trace_prod(q, &blk, d).re * self.coup.scale[k].sqrt();
+                let tr = trace_prod(q, block(a), d).re * self.coup.scale[k].sqrt();
                 j += self.nu[k] * tr;
                 e += tr;
             }
-            let ci0: f64 = self.c[k0..k1].iter().map(|c| c.im).sum();
-            let q2 = matmul(q, q, d);
-            j -= 2.0 * ci0 * trace_prod(&q2, &rho_eig, d).re;
-            let delta = self.coup.delta[b];
-            if delta != 0.0 {
-                let m = commutator(&commutator(&h_eig, q, d), q, d);
-                j += delta * trace_prod(&m, &rho_eig, d).re;
-            }
+            j += trace_prod(&self.heat_static[b], rho_eig, d).re;
             heat.push(j);
             e_int.push(e);
         }
-        let rho = matmul(&matmul(&self.u, &rho_eig, d), &adjoint(&self.u, d), d);
+        let rho = matmul(&matmul(&self.u, rho_eig, d), &adjoint(&self.u, d), d);
         Observation {
             rho,
             heat_current: heat,

@@ -50,6 +50,8 @@ pub struct Solver {
     pub q_eig: Vec<Vec<C64>>,
     /// Non-zero pattern of each Q in the eigenbasis (values at t = t_ref).
     pub q_nz: Vec<Vec<Entry>>,
+    /// Per bath, the part of the heat current that acts on rho alone (see `observables.rs`).
+    pub heat_static: Vec<Vec<C64>>,
     pub t: f64,
     pub t_ref: f64,
     pub w: Vec<C64>,
@@ -195,6 +197,7 @@ impl Solver {
             u: Vec::new(),
             q_eig: Vec::new(),
             q_nz: Vec::new(),
+            heat_static: Vec::new(),
             t: 0.0,
             t_ref: 0.0,
             w: vec![C64::new(0.0, 0.0); n * d2],
@@ -266,6 +269,7 @@ impl Solver {
         self.h = h.to_vec();
         self.energies = e;
         self.u = u;
+        self.heat_static = self.heat_static_parts();
     }
 
     /// Phase e^{-i (E_i - E_j) tau} taking the interaction picture back to the eigenbasis.
