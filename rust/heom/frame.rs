@@ -92,17 +92,7 @@ mod tests {
     use crate::heom::bath::{self, Expansion};
     use crate::heom::linalg::C64;
     use crate::heom::solver::BathSpec;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64) / ((1u64 << 53) as f64) - 0.5
-    }
-
-    fn random_vec(n: usize, seed: &mut u64) -> Vec<C64> {
-        (0..n).map(|_| C64::new(lcg(seed), lcg(seed))).collect()
-    }
+    use crate::heom::testing::{random_hermitian, random_vec};
 
     /// A two-qubit model with sigma_x couplings; `h` sets the Hamiltonian.
     fn solver(h: &[C64]) -> Solver {
@@ -128,10 +118,7 @@ mod tests {
     #[test]
     fn reference_is_added_back_exactly() {
         let mut seed = 11;
-        let hr = random_vec(16, &mut seed);
-        let h: Vec<C64> = (0..16)
-            .map(|k| 0.5 * (hr[k] + hr[(k % 4) * 4 + k / 4].conj()))
-            .collect();
+        let h = random_hermitian(4, &mut seed);
         let mut s = solver(&h);
         let y = random_vec(s.n_ados() * 16, &mut seed);
         s.set_state(0.0, &y).unwrap();

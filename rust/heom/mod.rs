@@ -11,3 +11,5 @@ pub mod observables;
 pub mod rhs;
 pub mod solver;
 pub mod steady;
+#[cfg(test)]
+pub mod testing;

@@ -55,17 +55,12 @@ pub struct Couplings {
     pub delta: Vec<f64>,
     /// Rescaling constant a_k of each exponent.
     pub scale: Vec<f64>,
-    /// `up_coef[k * depth + m]` = -i sqrt((m + 1) a_k).
-    pub up_coef: Vec<C64>,
     /// `up_mag[k * depth + m]` = sqrt((m + 1) a_k) (the up coefficient is -i times this).
     pub up_mag: Vec<f64>,
     /// `down_comm[k * (depth+1) + m]` = c_k^R sqrt(m / a_k) (commutator part is -i times this),
     /// `down_anti[...]` = c_k^I sqrt(m / a_k) (anticommutator part).
     pub down_comm: Vec<f64>,
     pub down_anti: Vec<f64>,
-    /// `down_p[k * (depth+1) + m]` = comm + anti coefficient, `down_m` = comm - anti.
-    pub down_p: Vec<C64>,
-    pub down_m: Vec<C64>,
     /// Decay sum_k n_k nu_k of each ADO.
     pub decay: Vec<f64>,
 }
@@ -86,24 +81,15 @@ impl Couplings {
             .iter()
             .map(|ck| if ck.norm() > 0.0 { ck.norm() } else { 1.0 })
             .collect();
-        let mi = C64::new(0.0, -1.0);
-        let mut up_coef = vec![C64::new(0.0, 0.0); k_tot * depth.max(1)];
-        let mut down_p = vec![C64::new(0.0, 0.0); k_tot * (depth + 1)];
-        let mut down_m = down_p.clone();
         let mut up_mag = vec![0.0; k_tot * depth.max(1)];
         let mut down_comm = vec![0.0; k_tot * (depth + 1)];
         let mut down_anti = vec![0.0; k_tot * (depth + 1)];
         for k in 0..k_tot {
             for m in 0..depth {
                 up_mag[k * depth + m] = ((m as f64 + 1.0) * scale[k]).sqrt();
-                up_coef[k * depth + m] = mi * up_mag[k * depth + m];
             }
             for m in 1..=depth {
                 let s = (m as f64 / scale[k]).sqrt();
-                let comm = mi * c[k].re * s;
-                let anti = C64::new(c[k].im * s, 0.0);
-                down_p[k * (depth + 1) + m] = comm + anti;
-                down_m[k * (depth + 1) + m] = comm - anti;
                 down_comm[k * (depth + 1) + m] = c[k].re * s;
                 down_anti[k * (depth + 1) + m] = c[k].im * s;
             }
@@ -125,14 +111,26 @@ impl Couplings {
             bath_ranges,
             delta,
             scale,
-            up_coef,
             up_mag,
             down_comm,
             down_anti,
-            down_p,
-            down_m,
             decay,
         }
+    }
+
+    /// Coefficient of the up coupling -i sqrt((n_k + 1) a_k) of exponent k at n_k = `nk`.
+    #[inline(always)]
+    pub fn up_coefficient(&self, k: usize, nk: usize) -> C64 {
+        C64::new(0.0, -self.up_mag[k * self.depth + nk])
+    }
+
+    /// Coefficients (P, M) of the down coupling of exponent k at n_k = `nk`: the one of Q x and
+    /// the one of -x Q, -i c^R s +- c^I s with s = sqrt(n_k / a_k).
+    #[inline(always)]
+    pub fn down_coefficients(&self, k: usize, nk: usize) -> (C64, C64) {
+        let i = k * (self.depth + 1) + nk;
+        let (comm, anti) = (self.down_comm[i], self.down_anti[i]);
+        (C64::new(anti, -comm), C64::new(-anti, -comm))
     }
 
     /// [`Couplings::apply_block`] for a compile-time dimension D (D2 = D * D): fixed-size
@@ -207,6 +205,9 @@ impl Couplings {
                 }
                 any = true;
             }
+            if !any {
+                continue;
+            }
             for (pe, c) in p.iter_mut().zip(&comm) {
                 *pe += C64::new(c.im, -c.re);
             }
@@ -216,9 +217,6 @@ impl Couplings {
                     *pe += b;
                     *me -= b;
                 }
-            }
-            if !any {
-                continue;
             }
             // out += Q P - M Q, with M Q accumulated transposed, (M Q)^T = Q^T M^T, so that
             // every update is a whole contiguous row (no strided column access).
@@ -292,7 +290,7 @@ impl Couplings {
                 let nk = lab[k] as usize;
                 let u = ups[k];
                 if u != NONE {
-                    let cf = self.up_coef[k * self.depth + nk];
+                    let cf = self.up_coefficient(k, nk);
                     let yu = &y[u as usize * d2..(u as usize + 1) * d2];
                     for e in 0..d2 {
                         let v = cf * yu[e];
@@ -303,8 +301,7 @@ impl Couplings {
                 }
                 let dn = downs[k];
                 if dn != NONE {
-                    let cp = self.down_p[k * (self.depth + 1) + nk];
-                    let cm = self.down_m[k * (self.depth + 1) + nk];
+                    let (cp, cm) = self.down_coefficients(k, nk);
                     let yd = &y[dn as usize * d2..(dn as usize + 1) * d2];
                     for e in 0..d2 {
                         p[e] += cp * yd[e];

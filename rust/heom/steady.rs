@@ -84,15 +84,14 @@ impl Solver {
                     let nk = self.hier.labels[a * k_tot + k] as usize;
                     let u = self.hier.up[a * k_tot + k];
                     if u != NONE {
-                        let cf = self.coup.up_coef[k * self.coup.depth + nk];
+                        let cf = self.coup.up_coefficient(k, nk);
                         t.add_sandwich(d, a, u as usize, cf, q, &one);
                         t.add_sandwich(d, a, u as usize, -cf, &one, q);
                     }
                     let dn = self.hier.down[a * k_tot + k];
                     if dn != NONE {
                         // P-coefficient multiplies Q x, M-coefficient multiplies -x Q.
-                        let cp = self.coup.down_p[k * (self.coup.depth + 1) + nk];
-                        let cm = self.coup.down_m[k * (self.coup.depth + 1) + nk];
+                        let (cp, cm) = self.coup.down_coefficients(k, nk);
                         t.add_sandwich(d, a, dn as usize, cp, q, &one);
                         t.add_sandwich(d, a, dn as usize, -cm, &one, q);
                     }
@@ -108,29 +107,7 @@ mod tests {
     use super::*;
     use crate::heom::bath::{self, Expansion};
     use crate::heom::solver::BathSpec;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64) / ((1u64 << 53) as f64) - 0.5
-    }
-
-    fn random_hermitian(d: usize, seed: &mut u64) -> Vec<C64> {
-        let mut m = vec![C64::new(0.0, 0.0); d * d];
-        for i in 0..d {
-            for j in i..d {
-                let z = if i == j {
-                    C64::new(lcg(seed), 0.0)
-                } else {
-                    C64::new(lcg(seed), lcg(seed))
-                };
-                m[i * d + j] = z;
-                m[j * d + i] = z.conj();
-            }
-        }
-        m
-    }
+    use crate::heom::testing::{lcg, random_hermitian};
 
     /// The matrix-free coupling (fixed-size and generic kernels) equals the assembled generator
     /// minus its block-diagonal part (-i[H, .] - g_a).
