@@ -580,7 +580,7 @@ class HEOMSolver:
         key = self._H.tobytes()
         if key not in self._stationary:
             try:
-                self._stationary[key] = self.steady_state()
+                self.steady_state()  # caches a read-only copy under this key
             except InvalidParameterError:
                 if self._frame_required:
                     raise

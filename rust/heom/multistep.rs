@@ -488,7 +488,7 @@ impl<'a> BlockPass<'a> {
         let (dk, rest) = diffs.split_at_mut(d2);
         let (dlo, dhi) = rest.split_at_mut(d2);
         for (x, g) in dk.iter_mut().zip(&self.gp[range.clone()]) {
-            *x = row.corr[0] * g;
+            *x = row.corr * g;
         }
         if neighbours {
             dlo.copy_from_slice(dk);
@@ -552,7 +552,7 @@ struct ClassRow<'a> {
     /// Order-k predictor weights of the k newest history values.
     pred: &'a [f64],
     /// Corrector weight of the forcing at the predicted point.
-    corr: &'a [f64],
+    corr: f64,
     /// Corrector minus order-k (k - 1, k + 1) predictor weights of the history values.
     diff_k: &'a [f64],
     diff_lo: &'a [f64],
@@ -639,7 +639,7 @@ impl StepPlan {
         ClassRow {
             decay: r[0],
             pred: &part(0)[..self.k],
-            corr: &r[1..2],
+            corr: r[1],
             diff_k: part(1),
             diff_lo: part(2),
             diff_hi: part(3),
