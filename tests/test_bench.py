@@ -28,3 +28,24 @@ def test_run_benchmarks_structure_without_qutip():
 def test_repeat_must_be_a_positive_integer():
     with pytest.raises(InvalidParameterError, match="repeat"):
         run_benchmarks(quick=True, with_qutip=False, progress=False, repeat=0)
+
+
+def test_unknown_qutip_method_and_problem_are_named():
+    with pytest.raises(InvalidParameterError, match="qutip_method = 'rk4' must be one of .*vern7"):
+        run_benchmarks(quick=True, progress=False, qutip_method="rk4")
+    with pytest.raises(InvalidParameterError, match="problems = 'pump' must be one of"):
+        run_benchmarks(quick=True, progress=False, problems=("pump",))
+    with pytest.raises(InvalidParameterError, match="at least one"):
+        run_benchmarks(quick=True, progress=False, problems=())
+
+
+def test_one_problem_against_qutip_agrees_within_1e_7():
+    pytest.importorskip("qutip")
+    result = run_benchmarks(quick=True, progress=False, problems="pump_cycle")
+    (p,) = result["problems"]
+    assert p["name"] == "pump_cycle" and p["qutip_method"] == "vern7"
+    assert p["qutip_s"] > 0 and p["ratio"] > 0
+    # issue 3: the two codes agree within 1e-7, and each is within it of the tight reference
+    assert p["max_deviation"] < 1e-7
+    assert p["qutip_error"] < 1e-7 and p["qpump_error"] < 1e-8
+    assert "QuTiP: method vern7" in format_table(result)

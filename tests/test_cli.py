@@ -57,6 +57,8 @@ def test_closed_table_and_plot(tmp_path, capsys):
     (["closed", "--points", "x"], "argument --points: invalid int value: 'x'"),
     (["figure", "3", "-o", "f.png"], "argument number: invalid choice: 3"),
     (["figure", "1", "-o", "f.txt"], "must end in .png, .pdf or .svg"),
+    (["bench", "--quick", "--qutip-method", "rk4"], "qutip_method = 'rk4' must be one of adams, bdf"),
+    (["bench", "--quick", "--problem", "pump"], "problems = 'pump' must be one of pump_cycle"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle, capsys):
     try:
@@ -91,3 +93,11 @@ def test_about_and_cite(capsys):
     assert set(info) == {"qpump", "rust core", "numpy", "scipy", "qiskit", "qiskit-aer"}
     assert main(["cite"]) == 0
     assert "10.1103/PhysRevA.106.062604" in capsys.readouterr().out
+
+
+def test_bench_one_problem_json(capsys):
+    assert main(["bench", "--quick", "--no-qutip", "--no-reference", "--problem", "pump_cycle",
+                 "--json"]) == 0
+    (p,) = json.loads(capsys.readouterr().out)["problems"]
+    assert p["name"] == "pump_cycle" and p["n_ados"] == 84
+    assert p["qutip_s"] is None and p["qutip_method"] is None and p["qpump_s"] > 0

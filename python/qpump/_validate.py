@@ -47,6 +47,13 @@ def non_negative_int(name: str, value: int) -> int:
     return int(value)
 
 
+def one_of(name: str, value: object, allowed: tuple) -> object:
+    """Return ``value`` if it is one of ``allowed``, else raise naming them."""
+    if value not in allowed:
+        raise InvalidParameterError(f"{name} = {value!r} must be one of {', '.join(map(str, allowed))}")
+    return value
+
+
 def square_matrix(name: str, value: object, dim: int | None = None) -> np.ndarray:
     """Return ``value`` as a finite complex (d, d) array, checking the shape (and d if given)."""
     arr = np.asarray(value, dtype=complex)

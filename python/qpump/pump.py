@@ -269,9 +269,7 @@ class HeatPump:
         check.non_negative_int("n_exp", self.n_exp)
         for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
                               ("solver", SOLVERS)):
-            if getattr(self, name) not in allowed:
-                raise InvalidParameterError(
-                    f"{name} = {getattr(self, name)!r} must be one of {', '.join(allowed)}")
+            check.one_of(name, getattr(self, name), allowed)
         self.correlation()  # validates chi11, chi23 against (A2a), (A2b)
 
     def correlation(self):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate as check
 from .errors import InvalidParameterError
 from .pump import HeatPump
 
@@ -152,9 +153,7 @@ class SweepSpec:
         if overlap:
             raise InvalidParameterError(f"{', '.join(sorted(overlap))} is both an axis and fixed")
         if self.optimize_tau is not None:
-            if self.optimize_tau not in OPTIMIZE_TARGETS:
-                raise InvalidParameterError(
-                    f"optimize_tau = {self.optimize_tau!r} must be one of {', '.join(OPTIMIZE_TARGETS)}")
+            check.one_of("optimize_tau", self.optimize_tau, OPTIMIZE_TARGETS)
             if "tau" in self.axes or "tau" in self.fixed:
                 raise InvalidParameterError("optimize_tau chooses tau: do not also set tau")
         for point in self.points():
