@@ -22,6 +22,21 @@ use rayon::prelude::*;
 /// Highest predictor order.
 pub const MAX_ORDER: usize = 8;
 
+/// Most interpolation nodes a step uses (the corrector's and the order k + 1 predictor's).
+const MAX_NODES: usize = MAX_ORDER + 1;
+/// Longest phi list a step needs: phi_0 .. phi_{MAX_NODES + 1}.
+const MAX_PHI: usize = MAX_NODES + 2;
+/// 1/i for the phi series (the divisions were its critical path).
+const RECIPROCALS: [f64; 64 + MAX_PHI] = {
+    let mut r = [0.0; 64 + MAX_PHI];
+    let mut i = 1;
+    while i < r.len() {
+        r[i] = 1.0 / i as f64;
+        i += 1;
+    }
+    r
+};
+
 /// phi_0 .. phi_n of a real argument (phi_k(z) = sum_i z^i / (i + k)!).
 pub fn phi_list(z: f64, n: usize) -> Vec<f64> {
     let mut out = vec![0.0; n + 1];
@@ -41,7 +56,11 @@ fn phi_into(z: f64, out: &mut [f64]) {
         let mut term = inv_fact_n;
         let mut sum = term;
         for i in 1..60 {
-            term *= z / (i + n) as f64;
+            let recip = RECIPROCALS
+                .get(i + n)
+                .copied()
+                .unwrap_or(1.0 / (i + n) as f64);
+            term *= z * recip;
             sum += term;
             if term.abs() < 1e-18 * sum.abs() {
                 break;
@@ -63,60 +82,75 @@ fn phi_into(z: f64, out: &mut [f64]) {
     }
 }
 
-/// Monomial coefficients of the Lagrange basis polynomials on `nodes`.
-fn lagrange(nodes: &[f64]) -> Vec<Vec<f64>> {
-    let p = nodes.len();
-    (0..p)
-        .map(|j| {
-            let mut c = vec![1.0];
+/// The Lagrange basis polynomials on at most [`MAX_NODES`] nodes, as monomial coefficients
+/// (`coef[j][m]`: coefficient of s^m in l_j(s)), held inline so that a step allocates nothing.
+#[derive(Debug, Clone, Copy)]
+struct Basis {
+    n: usize,
+    coef: [[f64; MAX_NODES]; MAX_NODES],
+}
+
+impl Basis {
+    fn new(nodes: &[f64]) -> Self {
+        let n = nodes.len();
+        assert!(n <= MAX_NODES, "at most {MAX_NODES} interpolation nodes");
+        let mut coef = [[0.0; MAX_NODES]; MAX_NODES];
+        for (j, c) in coef.iter_mut().enumerate().take(n) {
+            c[0] = 1.0;
+            let mut len = 1;
             for (m, &tm) in nodes.iter().enumerate() {
                 if m == j {
                     continue;
                 }
+                // c <- c (s - tm) / (t_j - tm), from the top coefficient down
                 let den = nodes[j] - tm;
-                let mut next = vec![0.0; c.len() + 1];
-                for (i, &ci) in c.iter().enumerate() {
-                    next[i + 1] += ci / den;
-                    next[i] -= ci * tm / den;
+                for i in (0..=len).rev() {
+                    let below = if i > 0 { c[i - 1] / den } else { 0.0 };
+                    let here = if i < len { c[i] * tm / den } else { 0.0 };
+                    c[i] = below - here;
                 }
-                c = next;
+                len += 1;
             }
-            c
-        })
-        .collect()
+        }
+        Basis { n, coef }
+    }
+
+    /// Weights b_j = sum_m coef[j][m] moments[m] into `out[..n]`.
+    fn weights_into(&self, moments: &[f64], out: &mut [f64]) {
+        for (o, c) in out.iter_mut().zip(&self.coef[..self.n]) {
+            *o = c[..self.n]
+                .iter()
+                .zip(moments)
+                .map(|(cm, mm)| cm * mm)
+                .sum();
+        }
+    }
+}
+
+/// The moments m! theta^{m+1} phi_{m+1}(theta z), m = 0..n, of the step's exponential: the
+/// weight of a polynomial s^m (s in units of h) in (1/h) Int_0^{theta h} e^{-g (theta h - s)}.
+fn moments_into(phi: &[f64], theta: f64, out: &mut [f64]) {
+    let mut fact = 1.0;
+    let mut th = theta;
+    for (m, o) in out.iter_mut().enumerate() {
+        if m > 0 {
+            fact *= m as f64;
+        }
+        *o = fact * th * phi[m + 1];
+        th *= theta;
+    }
 }
 
 /// Weights b_j = (1/h) Int_0^{theta h} e^{-g (theta h - s)} l_j(s/h) ds for decay z = -g h.
 #[cfg(test)]
 fn weights(nodes: &[f64], z: f64, theta: f64) -> Vec<f64> {
-    let lag = lagrange(nodes);
+    let basis = Basis::new(nodes);
     let phi = phi_list(theta * z, nodes.len() + 1);
-    weights_from(&lag, &phi, theta)
-}
-
-/// [`weights`] from precomputed Lagrange coefficients and phi_k(theta z), k = 0..p+1.
-#[cfg(test)]
-fn weights_from(lag: &[Vec<f64>], phi: &[f64], theta: f64) -> Vec<f64> {
-    let mut out = vec![0.0; lag.len()];
-    weights_into(lag, phi, theta, &mut out);
+    let mut moments = vec![0.0; nodes.len()];
+    moments_into(&phi, theta, &mut moments);
+    let mut out = vec![0.0; nodes.len()];
+    basis.weights_into(&moments, &mut out);
     out
-}
-
-/// [`weights_from`] into `out` (one weight per Lagrange basis polynomial), without allocating.
-fn weights_into(lag: &[Vec<f64>], phi: &[f64], theta: f64, out: &mut [f64]) {
-    for (o, c) in out.iter_mut().zip(lag) {
-        let mut s = 0.0;
-        let mut fact = 1.0;
-        let mut th = theta;
-        for (m, cm) in c.iter().enumerate() {
-            if m > 0 {
-                fact *= m as f64;
-            }
-            s += cm * fact * th * phi[m + 1];
-            th *= theta;
-        }
-        *o = s;
-    }
 }
 
 /// History of the multistep method (forcing values at past accepted times, newest first).
@@ -316,12 +350,14 @@ impl Solver {
                     && !(landing && times[next] >= target)
                 {
                     let theta = (times[next] - t0) / h;
-                    let mut phi = [0.0; MAX_ORDER + 3];
-                    let mut b = [0.0; MAX_ORDER + 1];
+                    let mut phi = [0.0; MAX_PHI];
+                    let mut moments = [0.0; MAX_NODES];
+                    let mut b = [0.0; MAX_NODES];
                     for a in 0..n01 {
-                        let phi = &mut phi[..plan.k + 3];
+                        let phi = &mut phi[..plan.k + 2];
                         phi_into(-theta * self.coup.decay[a] * h, phi);
-                        weights_into(&plan.lag_c, phi, theta, &mut b);
+                        moments_into(phi, theta, &mut moments[..=plan.k]);
+                        plan.basis_c.weights_into(&moments, &mut b);
                         let e0 = phi[0];
                         for e in 0..d2 {
                             let i = a * d2 + e;
@@ -566,7 +602,8 @@ struct StepPlan {
     /// Neighbouring orders whose errors are estimated (0: not available).
     k_lo: usize,
     k_hi: usize,
-    lag_c: Vec<Vec<f64>>,
+    /// The corrector's basis (the predicted point, then the k newest history values).
+    basis_c: Basis,
     /// Per class: e^{-g h}, then 1 + 4 * MAX_ORDER weights (see [`ClassRow`]).
     table: Vec<f64>,
 }
@@ -582,52 +619,57 @@ impl StepPlan {
         let k = order.clamp(1, n_hist);
         let k_lo = if consider { k - 1 } else { 0 };
         let k_hi = if consider && k < n_hist { k + 1 } else { 0 };
-        let lag_k = lagrange(&nodes[..k]);
-        let lag_lo = lagrange(&nodes[..k_lo]);
-        let lag_hi = if k_hi > 0 {
-            lagrange(&nodes[..k_hi])
-        } else {
-            Vec::new()
-        };
-        let mut nodes_c = vec![1.0];
-        nodes_c.extend_from_slice(&nodes[..k]);
-        let lag_c = lagrange(&nodes_c);
+        let basis_k = Basis::new(&nodes[..k]);
+        let basis_lo = Basis::new(&nodes[..k_lo]);
+        let basis_hi = Basis::new(&nodes[..k_hi]);
+        let mut nodes_c = [1.0; MAX_NODES];
+        nodes_c[1..=k].copy_from_slice(&nodes[..k]);
+        let basis_c = Basis::new(&nodes_c[..=k]);
+        let n_moments = k + 1;
         let mut table = vec![0.0; class_decay.len() * ROW];
-        let mut phi = [0.0; MAX_ORDER + 4];
+        let mut phi = [0.0; MAX_PHI];
+        let mut moments = [0.0; MAX_NODES];
         let (mut bk, mut bc, mut blo, mut bhi) = (
-            [0.0; MAX_ORDER + 1],
-            [0.0; MAX_ORDER + 1],
-            [0.0; MAX_ORDER + 1],
-            [0.0; MAX_ORDER + 1],
+            [0.0; MAX_NODES],
+            [0.0; MAX_NODES],
+            [0.0; MAX_NODES],
+            [0.0; MAX_NODES],
         );
         for (row, &g) in table.chunks_exact_mut(ROW).zip(class_decay) {
-            let phi = &mut phi[..k + 4];
+            let phi = &mut phi[..n_moments + 1];
             phi_into(-g * h, phi);
-            weights_into(&lag_k, phi, 1.0, &mut bk);
-            weights_into(&lag_c, phi, 1.0, &mut bc);
-            weights_into(&lag_lo, phi, 1.0, &mut blo);
-            weights_into(&lag_hi, phi, 1.0, &mut bhi);
-            let (bk, bc) = (&bk[..lag_k.len()], &bc[..lag_c.len()]);
-            let (blo, bhi) = (&blo[..lag_lo.len()], &bhi[..lag_hi.len()]);
+            moments_into(phi, 1.0, &mut moments[..n_moments]);
+            basis_k.weights_into(&moments, &mut bk);
+            basis_c.weights_into(&moments, &mut bc);
+            basis_lo.weights_into(&moments, &mut blo);
+            basis_hi.weights_into(&moments, &mut bhi);
             row[0] = phi[0];
             row[1] = h * bc[0];
             let (pred, rest) = row[2..].split_at_mut(MAX_ORDER);
             let (diff_k, rest) = rest.split_at_mut(MAX_ORDER);
             let (diff_lo, diff_hi) = rest.split_at_mut(MAX_ORDER);
+            // weights past a basis's length are 0 (that history value is not used)
+            let at = |b: &[f64; MAX_NODES], basis: &Basis, j: usize| {
+                if j < basis.n {
+                    b[j]
+                } else {
+                    0.0
+                }
+            };
             for j in 0..MAX_ORDER {
-                let at = |b: &[f64]| b.get(j).copied().unwrap_or(0.0);
-                let c = bc.get(j + 1).copied().unwrap_or(0.0);
-                pred[j] = h * at(bk);
-                diff_k[j] = h * (c - at(bk));
-                diff_lo[j] = h * (c - at(blo));
-                diff_hi[j] = h * (c - at(bhi));
+                let c = at(&bc, &basis_c, j + 1);
+                let pk = at(&bk, &basis_k, j);
+                pred[j] = h * pk;
+                diff_k[j] = h * (c - pk);
+                diff_lo[j] = h * (c - at(&blo, &basis_lo, j));
+                diff_hi[j] = h * (c - at(&bhi, &basis_hi, j));
             }
         }
         StepPlan {
             k,
             k_lo,
             k_hi,
-            lag_c,
+            basis_c,
             table,
         }
     }
@@ -674,6 +716,24 @@ impl StepPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basis_is_lagrange_on_its_nodes() {
+        let nodes = [1.0, 0.0, -0.8, -1.7, -2.3, -3.1, -4.0, -4.6, -5.5];
+        for n in 0..=MAX_NODES {
+            let basis = Basis::new(&nodes[..n]);
+            for (j, c) in basis.coef[..n].iter().enumerate() {
+                for (i, &t) in nodes[..n].iter().enumerate() {
+                    let value: f64 = c[..n].iter().rev().fold(0.0, |acc, cm| acc * t + cm);
+                    let expected = if i == j { 1.0 } else { 0.0 };
+                    assert!(
+                        (value - expected).abs() < 1e-9,
+                        "n {n}, l_{j}({t}) = {value}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn weights_integrate_polynomials_exactly() {
