@@ -694,7 +694,7 @@ impl StepPlan {
     /// their growth bound rather than by the error).
     fn choose_order(&self, errs: &[f64; 3]) -> (usize, f64) {
         let factor = |err: f64, q: usize| {
-            (0.8 * err.max(1e-10).powf(-1.0 / (q as f64 + 1.0))).clamp(0.2, 2.0)
+            (0.9 * err.max(1e-10).powf(-1.0 / (q as f64 + 1.0))).clamp(0.2, 2.0)
         };
         let mut best = (self.k, factor(errs[1], self.k));
         if self.k_lo > 0 {
