@@ -359,7 +359,7 @@ impl Solver {
                         moments_into(phi, theta, &mut moments[..=plan.k]);
                         plan.basis_c.weights_into(&moments, &mut b);
                         let e0 = phi[0];
-                        for e in 0..d2 {
+                        for &e in &self.observed_entries[a] {
                             let i = a * d2 + e;
                             let mut v = e0 * self.w[i] + h * b[0] * gp[i];
                             for (j, &s) in self.adams.order[..plan.k].iter().enumerate() {

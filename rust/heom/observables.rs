@@ -63,18 +63,41 @@ impl Solver {
         self.observe_from(self.t, &self.w[..n01 * d2])
     }
 
-    /// Observables at time `t` from the tier-0 and tier-1 ADOs `w01` (working representation).
+    /// The entries of each tier-0 and tier-1 ADO block that the observables read: all of rho,
+    /// and of the tier-1 ADO of exponent k only the transposed non-zero pattern of its bath's Q
+    /// (tr[Q x] = sum_ij Q_ij x_ji), so that the dense output interpolates nothing else.
+    pub(crate) fn observed_entries(&self) -> Vec<Vec<usize>> {
+        let d = self.d;
+        let n01 = self.hier.tier_start.get(2).copied().unwrap_or(1);
+        let mut out = vec![Vec::new(); n01];
+        out[0] = (0..d * d).collect();
+        if self.hier.depth > 0 {
+            for (b, &(k0, k1)) in self.coup.bath_ranges.iter().enumerate() {
+                for k in k0..k1 {
+                    out[self.hier.up[k] as usize] =
+                        self.q_nz[b].iter().map(|&(i, j, _)| j * d + i).collect();
+                }
+            }
+        }
+        out
+    }
+
+    /// Observables at time `t` from the tier-0 and tier-1 ADOs `w01` (working representation);
+    /// only the [`Solver::observed_entries`] of `w01` are read.
     pub fn observe_from(&self, t: f64, w01: &[C64]) -> Observation {
         let d = self.d;
         let d2 = d * d;
-        let k_tot = self.hier.n_exponents;
-        let blocks = self.schrodinger_blocks(t, w01);
-        let block = |a: usize| &blocks[a * d2..(a + 1) * d2];
-        let rho_eig = block(0);
+        let ph = self.phases(t - self.t_ref);
+        let reference = self.reference.as_deref();
+        // entry e of ADO a in the Schrodinger picture (eigenbasis, rescaled)
+        let schrodinger = |a: usize, e: usize| {
+            let x = w01[a * d2 + e] * ph[e];
+            reference.map_or(x, |r| x + r[a * d2 + e])
+        };
+        let rho_eig: Vec<C64> = (0..d2).map(|e| schrodinger(0, e)).collect();
         let mut heat = Vec::with_capacity(self.baths.len());
         let mut e_int = Vec::with_capacity(self.baths.len());
         for (b, &(k0, k1)) in self.coup.bath_ranges.iter().enumerate() {
-            let q = &self.q_eig[b];
             let mut j = 0.0;
             let mut e = 0.0;
             for k in k0..k1 {
@@ -82,16 +105,19 @@ impl Solver {
                     break;
                 }
                 let a = self.hier.up[k] as usize; // tier-1 ADO e_k (ADO 0 is the root)
-                debug_assert!(a < self.n_ados() && k < k_tot);
-                let tr = trace_prod(q, block(a), d).re * self.coup.scale[k].sqrt();
+                let tr: C64 = self.q_nz[b]
+                    .iter()
+                    .map(|&(i, jj, q)| q * schrodinger(a, jj * d + i))
+                    .sum();
+                let tr = tr.re * self.coup.scale[k].sqrt();
                 j += self.nu[k] * tr;
                 e += tr;
             }
-            j += trace_prod(&self.heat_static[b], rho_eig, d).re;
+            j += trace_prod(&self.heat_static[b], &rho_eig, d).re;
             heat.push(j);
             e_int.push(e);
         }
-        let rho = matmul(&matmul(&self.u, rho_eig, d), &adjoint(&self.u, d), d);
+        let rho = matmul(&matmul(&self.u, &rho_eig, d), &adjoint(&self.u, d), d);
         Observation {
             rho,
             heat_current: heat,

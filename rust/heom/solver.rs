@@ -52,6 +52,8 @@ pub struct Solver {
     pub q_nz: Vec<Vec<Entry>>,
     /// Per bath, the part of the heat current that acts on rho alone (see `observables.rs`).
     pub heat_static: Vec<Vec<C64>>,
+    /// Per tier-0 and tier-1 ADO, the block entries the observables read (`observables.rs`).
+    pub(crate) observed_entries: Vec<Vec<usize>>,
     pub t: f64,
     pub t_ref: f64,
     pub w: Vec<C64>,
@@ -198,6 +200,7 @@ impl Solver {
             q_eig: Vec::new(),
             q_nz: Vec::new(),
             heat_static: Vec::new(),
+            observed_entries: Vec::new(),
             t: 0.0,
             t_ref: 0.0,
             w: vec![C64::new(0.0, 0.0); n * d2],
@@ -270,6 +273,7 @@ impl Solver {
         self.energies = e;
         self.u = u;
         self.heat_static = self.heat_static_parts();
+        self.observed_entries = self.observed_entries();
     }
 
     /// Phase e^{-i (E_i - E_j) tau} taking the interaction picture back to the eigenbasis.
