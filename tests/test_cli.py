@@ -98,6 +98,8 @@ def test_about_and_cite(capsys):
 def test_bench_one_problem_json(capsys):
     assert main(["bench", "--quick", "--no-qutip", "--no-reference", "--problem", "pump_cycle",
                  "--json"]) == 0
-    (p,) = json.loads(capsys.readouterr().out)["problems"]
+    captured = capsys.readouterr()
+    (p,) = json.loads(captured.out)["problems"]
+    assert "pump_cycle: qpump" in captured.err  # progress goes to stderr, JSON alone to stdout
     assert p["name"] == "pump_cycle" and p["n_ados"] == 84
     assert p["qutip_s"] is None and p["qutip_method"] is None and p["qpump_s"] > 0

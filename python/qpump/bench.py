@@ -30,8 +30,8 @@ was 3.7e-7 off, lsoda took 117 s and vern9 9.2 s. Any of QuTiP's methods can be 
 from __future__ import annotations
 
 import math
+import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -231,7 +231,7 @@ def run_benchmarks(
     with_qutip : bool, optional
         Also run QuTiP (when installed) and compare.
     progress : bool, optional
-        Print one line per finished run.
+        Print one line per finished run, to stderr (a full run takes minutes).
     repeat : int, optional
         Run each code this many times, taking turns, and keep its shortest time (the machine may
         be shared; the minimum is the least disturbed measurement of the same work). The ratio of
@@ -276,7 +276,10 @@ def run_benchmarks(
             have_qutip = True
         except ImportError:
             have_qutip = False
-    say: Callable[[str], None] = print if progress else (lambda _msg: None)
+    def say(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
     out = []
     for prob in _problems(quick):
         if prob["name"] not in problems:

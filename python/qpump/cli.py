@@ -292,7 +292,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import PROBLEM_NAMES, QUTIP_METHOD, format_table, run_benchmarks
 
     result = run_benchmarks(quick=args.quick, with_qutip=not args.no_qutip,
-                            progress=not args.json, repeat=args.repeat,
+                            progress=not args.no_progress, repeat=args.repeat,
                             with_reference=not args.no_reference, qutip_tight=args.qutip_tight,
                             qutip_method=args.qutip_method or QUTIP_METHOD,
                             problems=tuple(args.problem or PROBLEM_NAMES))
@@ -504,6 +504,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="skip the untimed tight qpump run both codes' errors are measured against")
     p.add_argument("--qutip-tight", action="store_true",
                    help="also compare with QuTiP at rtol 1e-10, atol 1e-12 (untimed; slow)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--qutip-method", default=None, metavar="METHOD",
                    help="QuTiP's integrator (default tsit5, QuTiP's fastest here, within 1e-8 of a "
                         "converged run on both problems; QuTiP's own default, adams, is 5e-7 off on "
