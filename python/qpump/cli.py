@@ -499,7 +499,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="shorter problems (a smoke run)")
     p.add_argument("--no-qutip", action="store_true", help="time qpump only")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run each code N times and keep its shortest time (default 1)")
+                   help="run each code N times, the two taking turns, and keep each one's shortest "
+                        "time; the ratio of medians is printed too (default 1)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip the untimed tight qpump run both codes' errors are measured against")
     p.add_argument("--qutip-tight", action="store_true",
