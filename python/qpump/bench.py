@@ -23,8 +23,9 @@ dop853     6.7 s, 1.3e-11   110 s, 2.5e-10
 =========  ===============  ===============
 
 tsit5 is QuTiP's fastest method on (a) and tied for fastest on (b), and accurate on both; Adams
-leaves 5e-7 of its own error on (b) (its error norm is an RMS over all ADO entries). On (a), bdf
-was 3.7e-7 off, lsoda took 117 s and vern9 9.2 s. Any of QuTiP's methods can be chosen instead.
+leaves 5e-7 of its own error on (b), although its error norm (an RMS over all ADO entries) is of
+the same kind as the Runge-Kutta methods'. On (a), bdf was 3.7e-7 off, lsoda took 117 s and
+vern9 9.2 s. Any of QuTiP's methods can be chosen instead.
 """
 
 from __future__ import annotations
