@@ -83,7 +83,8 @@ fn phi_into(z: f64, out: &mut [f64]) {
 }
 
 /// The Lagrange basis polynomials on at most [`MAX_NODES`] nodes, as monomial coefficients
-/// (`coef[j][m]`: coefficient of s^m in l_j(s)), held inline so that a step allocates nothing.
+/// (`coef[j][m]`: coefficient of s^m in l_j(s)), held inline so that building them allocates
+/// nothing.
 #[derive(Debug, Clone, Copy)]
 struct Basis {
     n: usize,
@@ -288,7 +289,7 @@ impl Solver {
             self.push_history(self.t);
         }
         let d2 = self.d * self.d;
-        let n01 = self.hier.tier_start.get(2).copied().unwrap_or(1);
+        let n01 = self.observed_entries.len();
         let mut gp = vec![C64::new(0.0, 0.0); self.w.len()];
         let mut failures = 0;
         let mut retrying = false;
@@ -349,25 +350,7 @@ impl Solver {
                     && times[next] < t0 + h
                     && !(landing && times[next] >= target)
                 {
-                    let theta = (times[next] - t0) / h;
-                    let mut phi = [0.0; MAX_PHI];
-                    let mut moments = [0.0; MAX_NODES];
-                    let mut b = [0.0; MAX_NODES];
-                    for a in 0..n01 {
-                        let phi = &mut phi[..plan.k + 2];
-                        phi_into(-theta * self.coup.decay[a] * h, phi);
-                        moments_into(phi, theta, &mut moments[..=plan.k]);
-                        plan.basis_c.weights_into(&moments, &mut b);
-                        let e0 = phi[0];
-                        for &e in &self.observed_entries[a] {
-                            let i = a * d2 + e;
-                            let mut v = e0 * self.w[i] + h * b[0] * gp[i];
-                            for (j, &s) in self.adams.order[..plan.k].iter().enumerate() {
-                                v += h * b[j + 1] * self.adams.slots[s][i];
-                            }
-                            w01[i] = v;
-                        }
-                    }
+                    self.interpolate_observed(&plan, &gp, h, (times[next] - t0) / h, &mut w01);
                     on_output(next, self.observe_from(times[next], &w01));
                     next += 1;
                 }
@@ -393,6 +376,38 @@ impl Solver {
             next += 1;
         }
         Ok(())
+    }
+
+    /// The corrector polynomial of the step in progress (from `w`, size h, forcing `gp` at its
+    /// end) at t + theta h, for the [`Solver::observed_entries`] of tiers 0 and 1, into `w01`.
+    #[inline(always)]
+    fn interpolate_observed(
+        &self,
+        plan: &StepPlan,
+        gp: &[C64],
+        h: f64,
+        theta: f64,
+        w01: &mut [C64],
+    ) {
+        let d2 = self.d * self.d;
+        let mut phi = [0.0; MAX_PHI];
+        let mut moments = [0.0; MAX_NODES];
+        let mut b = [0.0; MAX_NODES];
+        let history = &self.adams.order[..plan.k];
+        for (a, entries) in self.observed_entries.iter().enumerate() {
+            let phi = &mut phi[..plan.k + 2];
+            phi_into(-theta * self.coup.decay[a] * h, phi);
+            moments_into(phi, theta, &mut moments[..=plan.k]);
+            plan.basis_c.weights_into(&moments, &mut b);
+            for &e in entries {
+                let i = a * d2 + e;
+                let mut v = phi[0] * self.w[i] + h * b[0] * gp[i];
+                for (j, &s) in history.iter().enumerate() {
+                    v += h * b[j + 1] * self.adams.slots[s][i];
+                }
+                w01[i] = v;
+            }
+        }
     }
 
     /// The order-k predictor into `x`.

@@ -88,13 +88,9 @@ impl Solver {
         let d = self.d;
         let d2 = d * d;
         let ph = self.phases(t - self.t_ref);
-        let reference = self.reference.as_deref();
-        // entry e of ADO a in the Schrodinger picture (eigenbasis, rescaled)
-        let schrodinger = |a: usize, e: usize| {
-            let x = w01[a * d2 + e] * ph[e];
-            reference.map_or(x, |r| x + r[a * d2 + e])
-        };
-        let rho_eig: Vec<C64> = (0..d2).map(|e| schrodinger(0, e)).collect();
+        let rho_eig: Vec<C64> = (0..d2)
+            .map(|e| self.schrodinger_entry(&ph, w01, e))
+            .collect();
         let mut heat = Vec::with_capacity(self.baths.len());
         let mut e_int = Vec::with_capacity(self.baths.len());
         for (b, &(k0, k1)) in self.coup.bath_ranges.iter().enumerate() {
@@ -107,7 +103,7 @@ impl Solver {
                 let a = self.hier.up[k] as usize; // tier-1 ADO e_k (ADO 0 is the root)
                 let tr: C64 = self.q_nz[b]
                     .iter()
-                    .map(|&(i, jj, q)| q * schrodinger(a, jj * d + i))
+                    .map(|&(i, jj, q)| q * self.schrodinger_entry(&ph, w01, a * d2 + jj * d + i))
                     .sum();
                 let tr = tr.re * self.coup.scale[k].sqrt();
                 j += self.nu[k] * tr;

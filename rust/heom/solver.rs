@@ -388,19 +388,13 @@ impl Solver {
         out
     }
 
-    /// The leading ADO blocks `w` (working representation at time t) plus the matching blocks
-    /// of the reference: the state's blocks in the eigenbasis, Schrodinger picture, rescaled.
-    pub(crate) fn schrodinger_blocks(&self, t: f64, w: &[C64]) -> Vec<C64> {
-        let d2 = self.d * self.d;
-        let ph = self.phases(t - self.t_ref);
-        let mut out: Vec<C64> = w
-            .chunks_exact(d2)
-            .flat_map(|blk| blk.iter().zip(&ph).map(|(x, p)| x * p))
-            .collect();
-        if let Some(reference) = &self.reference {
-            out.iter_mut().zip(reference).for_each(|(x, r)| *x += r);
-        }
-        out
+    /// Entry `i` of the working state `w` (any leading part of the hierarchy) in the eigenbasis,
+    /// Schrodinger picture, rescaled: times its phase `ph` (from [`Solver::phases`] at the time
+    /// of `w`), plus the matching entry of the reference.
+    #[inline]
+    pub(crate) fn schrodinger_entry(&self, ph: &[C64], w: &[C64], i: usize) -> C64 {
+        let x = w[i] * ph[i % ph.len()];
+        self.reference.as_ref().map_or(x, |r| x + r[i])
     }
 
     /// The full hierarchy at the current time (unscaled, computational basis, row-major blocks).
@@ -409,10 +403,12 @@ impl Solver {
         let d2 = d * d;
         let ud = adjoint(&self.u, d);
         let scales = self.ado_scales();
-        let blocks = self.schrodinger_blocks(self.t, &self.w);
+        let ph = self.phases(self.t - self.t_ref);
         let mut out = Vec::with_capacity(self.w.len());
-        for (a, src) in blocks.chunks_exact(d2).enumerate() {
-            let blk: Vec<C64> = src.iter().map(|x| x * scales[a]).collect();
+        for (a, &scale) in scales.iter().enumerate() {
+            let blk: Vec<C64> = (a * d2..(a + 1) * d2)
+                .map(|i| self.schrodinger_entry(&ph, &self.w, i) * scale)
+                .collect();
             out.extend(matmul(&matmul(&self.u, &blk, d), &ud, d));
         }
         out
