@@ -208,6 +208,11 @@ def _problems(quick: bool) -> list[dict]:
 REFERENCE_TOLERANCES = dict(rtol=1e-11, atol=1e-13, steady_frame=False)
 
 
+def _tolerances(tol: dict) -> str:
+    """``rtol .., atol ..`` of a tolerance dictionary, for the printed lines."""
+    return ", ".join(f"{k} {tol[k]:.0e}".replace("e-0", "e-") for k in ("rtol", "atol"))
+
+
 def _deviation(rho_a: np.ndarray, j_a: np.ndarray, rho_b: np.ndarray, j_b: np.ndarray) -> float:
     """Largest absolute difference of rho and of the heat currents."""
     return max(float(np.max(np.abs(rho_a - rho_b))), float(np.max(np.abs(j_a - j_b))))
@@ -277,6 +282,7 @@ def run_benchmarks(
             have_qutip = True
         except ImportError:
             have_qutip = False
+
     def say(msg: str) -> None:
         if progress:
             print(msg, file=sys.stderr, flush=True)
@@ -334,7 +340,7 @@ def run_benchmarks(
             if qutip_tight:
                 _, rho_t, j_t = _run_qutip(prob, **QUTIP_TIGHT_TOLERANCES, method=qutip_method)
                 entry["max_deviation_qutip_tight"] = _deviation(rho_t, j_t, rho_p, j_p)
-                say(f"{prob['name']}: deviation from QuTiP at rtol 1e-10, atol 1e-12 "
+                say(f"{prob['name']}: deviation from QuTiP at {_tolerances(QUTIP_TIGHT_TOLERANCES)} "
                     f"{entry['max_deviation_qutip_tight']:.2e}")
         out.append(entry)
     return {"problems": out}
@@ -359,15 +365,15 @@ def format_table(result: dict) -> str:
     lines.append(
         "times: shortest of the runs (the codes take turns); median: ratio of the median times; "
         "max dev: qpump against QuTiP;\nerrors: each code against an untimed qpump run at "
-        "rtol 1e-11, atol 1e-13 (rho and heat currents, absolute)."
+        f"{_tolerances(REFERENCE_TOLERANCES)} (rho and heat currents, absolute)."
     )
     methods = sorted({p["qutip_method"] for p in result["problems"] if p.get("qutip_method")})
     if methods:
-        lines.append(f"QuTiP: method {', '.join(methods)}, rtol 1e-8, atol 1e-10.")
+        lines.append(f"QuTiP: method {', '.join(methods)}, {_tolerances(QUTIP_TOLERANCES)}.")
     for p in result["problems"]:
         if p.get("max_deviation_qutip_tight") is not None:
             lines.append(
-                f"{p['name']}: qpump against QuTiP at rtol 1e-10, atol 1e-12: "
+                f"{p['name']}: qpump against QuTiP at {_tolerances(QUTIP_TIGHT_TOLERANCES)}: "
                 f"{p['max_deviation_qutip_tight']:.1e}"
             )
     return "\n".join(lines)
