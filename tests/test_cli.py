@@ -52,7 +52,7 @@ def test_closed_table_and_plot(tmp_path, capsys):
     (["closed", "--TB", "0"], "TB = 0.0 is outside the allowed range (0, inf]"),
     (["closed", "--omega-c", "-0.1"], "omega_c = -0.1 is outside the allowed range (0, inf)"),
     (["closed", "--t-max", "0"], "t_max = 0.0 is outside the allowed range (0, inf)"),
-    (["closed", "--points", "1"], "points = 1 must be an integer >= 2"),
+    (["closed", "--points", "1"], "points = 1 must be an integer in [2, 1000000]"),
     (["closed", "--delta", "foo"], "argument --delta: 'foo' is not a number or pi expression"),
     (["closed", "--points", "x"], "argument --points: invalid int value: 'x'"),
     (["figure", "3", "-o", "f.png"], "argument number: invalid choice: 3"),

@@ -1,22 +1,33 @@
 """The ``qpump`` command line.
 
-Every subcommand validates its input before computing; bad input prints one line on stderr that
-names the parameter, the value and what is allowed, and exits with status 2 (no traceback).
+Every subcommand validates its input, output paths included, before computing. Exit statuses:
+
+- 0: done, every invariant of the result checked;
+- 2: bad input, one line on stderr naming the parameter, the value and what is allowed;
+- 3: a computation that failed its own checks (trace, positivity, first or second law, the
+  integrator) or an output that could not be written, one line naming the check; no result is
+  printed or written;
+- 130: interrupted (Ctrl-C), one line; nothing partial is left behind.
+
+No traceback for any of these. Every JSON qpump prints or writes is strict (see
+:mod:`qpump.output`).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import operator
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import QpumpError
+from .errors import ComputationError, QpumpError
+from .output import check_output_dir, check_output_file, dumps, write_atomic, write_text_atomic
 
-__all__ = ["main", "parse_number"]
+__all__ = ["main", "parse_number", "parse_memory"]
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED_CHECK, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.Pow: operator.pow}
@@ -46,6 +57,23 @@ def parse_number(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number or pi expression (e.g. 2, 0.1, -pi/2, inf)"
         ) from None
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4,
+          "tb": 1024**4, "tib": 1024**4}
+
+
+def parse_memory(text: str) -> int:
+    """Parse a memory size such as ``8G``, ``512M``, ``1.5GiB`` or ``1000000`` (bytes; the units
+    are powers of 1024) into a positive number of bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+    if not match or match.group(2) not in _UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a memory size (e.g. 8G, 512M, 1.5GiB, 1000000 bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,7 +113,7 @@ def _cmd_about(args: argparse.Namespace) -> int:
 
     info = about(print_it=not args.json)
     if args.json:
-        print(json.dumps(info))
+        print(dumps(info))
     return 0
 
 
@@ -99,6 +127,8 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 def _cmd_closed(args: argparse.Namespace) -> int:
     from .closed import run_closed
 
+    if args.plot:
+        check_output_file(args.plot, "--plot", (".png", ".pdf", ".svg"))
     run = run_closed(TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta,
                      t_max=args.t_max, points=args.points)
     if args.plot:
@@ -106,7 +136,7 @@ def _cmd_closed(args: argparse.Namespace) -> int:
 
         save(closed_run_figure(run), args.plot)
     if args.json:
-        print(json.dumps(run.to_json()))
+        print(dumps(run.to_json()))
         return 0
     tr = run.trajectory
     p = run.params
@@ -124,19 +154,6 @@ def _cmd_closed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_atomic(path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _pump_from_args(args: argparse.Namespace):
     from .pump import HeatPump
 
@@ -144,34 +161,22 @@ def _pump_from_args(args: argparse.Namespace):
         TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta, kappa_a=args.kappa_a,
         kappa_b=args.kappa_b, gamma=args.gamma, tau=args.tau, tau_relax=args.relax,
         cycles=args.cycles, depth=args.depth, n_exp=args.n_exp, expansion=args.expansion,
-        initial=args.initial, solver=args.solver,
+        initial=args.initial, solver=args.solver, memory_limit_bytes=args.memory_limit,
     )
 
 
-def _cmd_pump(args: argparse.Namespace) -> int:
-    from pathlib import Path
+_PAPER_FIELDS = ("TA", "TB", "omega_c", "delta", "kappa_a", "kappa_b", "gamma", "tau",
+                 "tau_relax", "chi11", "chi23")
 
-    import numpy as np
 
-    from .figures import pump_figure, save
+def _fmt(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``n/a`` where it is undefined (None or NaN)."""
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
-    pump = _pump_from_args(args)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    result = pump.run(progress=not args.no_progress)
-    payload = result.to_json()
-    _write_atomic(out / "results.json",
-                  lambda p: p.write_text(json.dumps(payload, indent=2) + "\n"))
-    def write_series(path) -> None:
-        # A file object, not a name: np.savez would append ".npz" to the temporary name.
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, t=result.t, **{k: np.asarray(v) for k, v in result.series.items()})
 
-    _write_atomic(out / "series.npz", write_series)
-    save(pump_figure(result), out / "fig6.png")
-    if args.json:
-        print(json.dumps(payload))
-        return 0
+def _print_pump(result, pump, out) -> None:
+    from .pump import HeatPump
+
     p = result.params
     print(f"Heat pump ({p['solver']}): TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
           f"delta = {p['delta']:.6g}, kappa_A = {p['kappa_a']:g}, kappa_B = {p['kappa_b']:g}, "
@@ -183,25 +188,69 @@ def _cmd_pump(args: argparse.Namespace) -> int:
           f"{'Q_B/(T_A I_0)':>14} {'1st-law res.':>13}")
     for c in result.cycles:
         print(f"{c.index:5d} {c.Q_A:11.6f} {c.Q_B:11.6f} {c.W_on:10.2e} {c.W_off:10.2e} "
-              f"{c.I0:9.6f} {c.cop_ratio:14.6f} {c.first_law_residual:13.2e}")
+              f"{c.I0:9.6f} {_fmt(c.cop_ratio, '14.6f'):>14} {c.first_law_residual:13.2e}")
     last = result.cycles[-1]
-    print(f"\nefficiency Q_B/(T_A I_0) = {last.cop_ratio:.4f} against the Carnot bound "
-          f"T_B/(T_A - T_B) = {result.carnot_bound:.4f} (paper: 0.186 against 1); with the I_0 of "
-          f"the bare state of Eq. 10: {last.cop_ratio_bare:.4f}")
-    print(f"heat delivered to the hot bath per cycle: {-last.Q_A:.6f}; drawn from the cold bath: "
-          f"{last.Q_B:.6f}; |Q_A|/|Q_B| = {abs(last.Q_A) / abs(last.Q_B):.5f}")
+    ratio = f"Q_B/(T_A I_0) = {_fmt(last.cop_ratio, '.4f')}"
+    bare = f"with the I_0 of the bare state of Eq. 10: {_fmt(last.cop_ratio_bare, '.4f')}"
+    pumping = result.regime == "pump" and last.Q_B > 0 > last.Q_A
+    if result.regime == "pump":
+        at_paper = all(getattr(pump, k) == getattr(HeatPump(), k) for k in _PAPER_FIELDS)
+        paper = " (paper: 0.186 against 1)" if at_paper else ""
+        print(f"\nefficiency {ratio} against the Carnot bound T_B/(T_A - T_B) = "
+              f"{result.carnot_bound:.4f}{paper}; {bare}")
+    elif result.regime == "no gradient":
+        print(f"\nT_A = T_B: no temperature gradient to pump against, so no Carnot bound; {ratio}; "
+              f"{bare}")
+    else:
+        print(f"\nT_B > T_A: bath A is the colder one here (the roles of Fig. 6 are swapped) and no "
+              f"Carnot bound applies; {ratio}; {bare}")
+    magnitude = (f"; |Q_A|/|Q_B| = {abs(last.Q_A) / abs(last.Q_B):.5f}" if last.Q_B != 0 else "")
+    if pumping:
+        print(f"heat pumped per cycle: drawn from the cold bath {last.Q_B:.6f}, delivered to the hot "
+              f"bath {-last.Q_A:.6f}{magnitude}")
+    else:
+        print(f"heat drawn per cycle from bath A: {last.Q_A:.6f}, from bath B: {last.Q_B:.6f}"
+              f"{magnitude}" + (" (no heat pumped from the cold bath to the hot one)"
+                                if result.regime == "pump" else ""))
     if result.normal_heat_current is not None:
         cycle_time = p["tau"] + p["tau_relax"]
         print(f"normal reference (coupled all the time, no correlation): steady current "
-              f"{result.normal_heat_current:.6g} from hot to cold, "
+              f"{result.normal_heat_current:.6g} from bath A to bath B, "
               f"{result.normal_heat_current * cycle_time:.6f} per cycle time")
-    print(f"wall time {result.wall_time_s:.1f} s; wrote {out}/results.json, series.npz, fig6.png")
+    print(f"wall time {result.wall_time_s:.1f} s; all invariants hold; wrote {out}/results.json, "
+          "series.npz, fig6.png")
+
+
+def _cmd_pump(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .figures import pump_figure, save
+
+    out = check_output_dir(args.output)
+    pump = _pump_from_args(args)
+    result = pump.run(progress=not args.no_progress)
+    payload = result.to_json()
+
+    def write_series(path) -> None:
+        # A file object, not a name: np.savez would append ".npz" to the temporary name.
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, t=result.t, **{k: np.asarray(v) for k, v in result.series.items()})
+
+    write_text_atomic(out / "results.json", dumps(payload, indent=2) + "\n")
+    write_atomic(out / "series.npz", write_series)
+    save(pump_figure(result), out / "fig6.png")
+    if args.json:
+        print(dumps(payload))
+    else:
+        _print_pump(result, pump, out)
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .errors import InvalidParameterError
     from .sweep import SweepSpec, load_spec, parse_axis, run_sweep
 
+    check_output_dir(args.output)
     spec = load_spec(args.spec) if args.spec else SweepSpec()
     for text in args.axis:
         name, values = parse_axis(text)
@@ -209,19 +258,25 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for text in args.set:
         name, values = parse_axis(text)
         if len(values) != 1:
-            raise ValueError(f"--set {text}: give one value (use --axis for several)")
+            raise InvalidParameterError(f"--set {text}: give one value (use --axis for several)")
         spec.fixed[name] = values[0]
     if args.optimize_tau:
         spec.optimize_tau = args.optimize_tau
     spec.validate()
     if not args.json:
         print(f"sweep of {spec.size} points over {', '.join(spec.axes)} -> {args.output}/results.csv")
-    rows = run_sweep(spec, args.output, workers=args.workers, dask=args.dask,
-                     progress=not args.no_progress)
+    try:
+        rows = run_sweep(spec, args.output, workers=args.workers, dask=args.dask,
+                         progress=not args.no_progress,
+                         log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout))
+    except KeyboardInterrupt:
+        print(f"qpump sweep: interrupted; the finished points are kept in {args.output}/points.jsonl "
+              "(no results.csv yet): run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     failed = [r for r in rows if r.get("error")]
     if args.json:
-        print(json.dumps({"points": len(rows), "failed": len(failed),
-                          "results": f"{args.output}/results.csv"}))
+        print(dumps({"points": len(rows), "failed": len(failed),
+                     "results": f"{args.output}/results.csv"}))
         return 0
     print(f"{len(rows)} points done, {len(failed)} failed; table: {args.output}/results.csv")
     for r in failed[:5]:
@@ -233,6 +288,7 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
     from .figures import save, sweep_figure
     from .sweep import read_results
 
+    check_output_file(args.output, "-o", (".png", ".pdf", ".svg"))
     columns = read_results(args.results)
     path = save(sweep_figure(columns, args.x, args.y, args.z), args.output)
     print(f"map written to {path}")
@@ -240,18 +296,20 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_circuits_export(args: argparse.Namespace) -> int:
+    from .errors import InvalidParameterError
     from .quantum import export_circuits
 
+    check_output_dir(args.output)
     times = None
     if args.times:
         try:
             times = [parse_number(t) for t in args.times.split(",") if t.strip()]
         except argparse.ArgumentTypeError as err:
-            raise ValueError(f"--times: {err}") from None
+            raise InvalidParameterError(f"--times: {err}") from None
     manifest = export_circuits(args.output, TA=args.TA, TB=args.TB, omega_c=args.omega_c,
                                delta=args.delta, times=times)
     if args.json:
-        print(json.dumps(manifest))
+        print(dumps(manifest))
     else:
         print(f"wrote {len(manifest['files'])} circuits (OpenQASM 3 and QPY) and manifest.json "
               f"to {args.output}")
@@ -259,30 +317,31 @@ def _cmd_circuits_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_crossval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .crossval import REPO_CIRCUITS, crossval_rows, format_markdown, format_table
 
+    if args.output:
+        check_output_file(args.output, "-o")
     pump = _pump_from_args(args)
     default = all(getattr(args, k) == v for k, v in
                   (("TA", 2.0), ("TB", 1.0), ("omega_c", 0.1), ("delta", -math.pi / 2)))
     circuits = REPO_CIRCUITS if default and (REPO_CIRCUITS / "manifest.json").exists() else None
     rows = crossval_rows(pump, dt=args.dt, circuits_dir=circuits)
     if args.output:
-        _write_atomic(args.output, lambda p: Path(p).write_text(format_markdown(rows)))
+        write_text_atomic(args.output, format_markdown(rows))
     if args.json:
-        print(json.dumps({"rows": rows}))
+        print(dumps({"rows": rows}))
     else:
         print(format_table(rows))
         failed = [r for r in rows if r["passed"] is False]
         print(f"\n{len(rows)} rows, {sum(r['passed'] is True for r in rows)} passed, "
               f"{len(failed)} failed, {sum(r['passed'] is None for r in rows)} measurements")
-    return 1 if any(r["passed"] is False for r in rows) else 0
+    return EXIT_FAILED_CHECK if any(r["passed"] is False for r in rows) else EXIT_OK
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from .figures import save_all
 
+    check_output_dir(args.output)
     summary = save_all(args.output, progress=not args.no_progress)
     print(f"wrote {', '.join(summary['files'])} and summary.json to {args.output}")
     return 0
@@ -296,13 +355,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             with_reference=not args.no_reference, qutip_tight=args.qutip_tight,
                             qutip_method=args.qutip_method or QUTIP_METHOD,
                             problems=tuple(args.problem or PROBLEM_NAMES))
-    print(json.dumps(result) if args.json else format_table(result))
+    print(dumps(result) if args.json else format_table(result))
     return 0
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
     from .figures import save_figure
 
+    check_output_file(args.output, "-o", (".png", ".pdf", ".svg"))
     path = save_figure(args.number, args.output)
     print(f"figure {args.number} written to {path}")
     return 0
@@ -310,8 +370,9 @@ def _cmd_figure(args: argparse.Namespace) -> int:
 
 def _pair_options(p: argparse.ArgumentParser) -> None:
     """The isolated pair's parameters, shared by `qpump closed` and `qpump circuits export`."""
-    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]")
-    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf]")
+    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]; inf is a maximally mixed qubit, "
+            "written to JSON as the string \"inf\"")
+    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf] (as --TA)")
     _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
     _number(p, "--delta", -math.pi / 2,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
@@ -319,20 +380,29 @@ def _pair_options(p: argparse.ArgumentParser) -> None:
 
 def _pump_options(p: argparse.ArgumentParser) -> None:
     """The parameters of the pump, shared by `qpump pump` and `qpump crossval`."""
-    _number(p, "--TA", 2.0, "temperature of the hot bath A, > 0")
-    _number(p, "--TB", 1.0, "temperature of the cold bath B, > 0")
+    _number(p, "--TA", 2.0, "temperature of bath A (the hot one), in (0, inf): a Drude-Lorentz bath "
+            "at infinite temperature has no finite correlation function")
+    _number(p, "--TB", 1.0, "temperature of bath B (the cold one), in (0, inf); TB >= TA is "
+            "allowed and reported as such (no gradient, or the roles swapped; no Carnot bound)")
     _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
     _number(p, "--delta", -math.pi / 2,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
     _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, >= 0", dest="kappa_a")
     _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, >= 0", dest="kappa_b")
     _number(p, "--gamma", 2.0, "Drude cutoff of both baths, > 0")
-    _number(p, "--tau", 6.1, "contact time with V_AB on, > 0")
-    _number(p, "--relax", 500.0, "rethermalization time with V_AB off, >= 0")
+    _number(p, "--tau", 6.1, "contact time with V_AB on, in (0, inf)")
+    _number(p, "--relax", 500.0, "rethermalization time with V_AB off, in [0, inf)")
     p.add_argument("--cycles", type=int, default=2, help="number of cycles, >= 1 (default: 2)")
-    p.add_argument("--depth", type=int, default=3, help="HEOM hierarchy depth (default: 3)")
+    p.add_argument("--depth", type=int, default=3,
+                   help="HEOM hierarchy depth, >= 1 (the heat currents come from the first tier; "
+                        "default: 3)")
     p.add_argument("--n-exp", type=int, default=2, dest="n_exp",
-                   help="HEOM exponents per bath besides the Drude term (default: 2)")
+                   help="HEOM exponents per bath besides the Drude term, >= 0 (default: 2)")
+    p.add_argument("--memory-limit", type=parse_memory, default=None, dest="memory_limit",
+                   metavar="SIZE",
+                   help="largest memory the HEOM run may use, e.g. 8G or 512M (default: half the "
+                        "machine's memory); the whole run's peak is estimated before anything is "
+                        "allocated")
     p.add_argument("--expansion", default="matsubara", help="matsubara or pade (default: matsubara)")
     p.add_argument("--initial", default="equilibrated",
                    help="equilibrated (steady state of the uncoupled hierarchy, chi added) or "
@@ -525,18 +595,34 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (0, 2 bad input, 3 failed check, 130
+    interrupted; see the module docstring)."""
     parser = _build_parser()
-    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    except KeyboardInterrupt:
+        return _interrupted("qpump")
     func: Callable[[argparse.Namespace], int] = args.func
+    name = f"qpump {args.command}"
     try:
         return func(args)
-    except (QpumpError, ValueError) as err:
-        print(f"qpump {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except ComputationError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return EXIT_FAILED_CHECK
+    except QpumpError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return _interrupted(name)
     except BrokenPipeError:  # e.g. `qpump closed | head`: the reader left, nothing to report
         sys.stderr.close()
-        return 0
+        return EXIT_OK
+
+
+def _interrupted(name: str) -> int:
+    """Report an interruption in one line (after whatever a progress bar left on the line)."""
+    print(f"{name}: interrupted; no partial result was written", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

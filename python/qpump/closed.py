@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as check
-from .errors import InvalidParameterError
+from . import invariants
+from .errors import InvalidParameterError, InvariantViolationError
 from .info import concurrence, local_energies, mutual_information, partial_trace, relative_entropy
 from .info import von_neumann_entropy as entropy
 from .states import (
@@ -317,6 +318,13 @@ class ClosedRun:
         }
 
 
+#: How far the isolated pair's energy may drift in :func:`run_closed` (the propagation is exact:
+#: a correct run drifts by ~1e-15).
+ENERGY_TOL = 1e-9
+#: Most output times of :func:`run_closed` (a million states take 256 MB).
+MAX_POINTS = 1_000_000
+
+
 def run_closed(
     TA: float = 2.0,
     TB: float = 1.0,
@@ -330,7 +338,7 @@ def run_closed(
     Parameters
     ----------
     TA, TB : float
-        Temperatures, in (0, inf].
+        Temperatures, in (0, inf] (infinite: a maximally mixed qubit).
     omega_c : float
         Coupling strength Omega, > 0.
     delta : float
@@ -338,18 +346,35 @@ def run_closed(
     t_max : float
         Last time, > 0.
     points : int
-        Number of equally spaced output times, >= 2.
+        Number of equally spaced output times, in [2, MAX_POINTS].
+
+    Raises
+    ------
+    InvalidParameterError
+        For a parameter outside its range.
+    InvariantViolationError
+        If a state of the trajectory is not a density matrix or the energy is not conserved.
     """
     TA = check.positive("TA", TA, allow_inf=True)
     TB = check.positive("TB", TB, allow_inf=True)
     omega_c = check.positive("omega_c", omega_c)
     delta = check.finite("delta", delta)
     t_max = check.positive("t_max", t_max)
-    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
-        raise InvalidParameterError(f"points = {points!r} must be an integer >= 2")
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) \
+            or not 2 <= points <= MAX_POINTS:
+        raise InvalidParameterError(f"points = {points!r} must be an integer in [2, {MAX_POINTS}]")
     corr = optimal_correlation(TA, TB)
     times = np.linspace(0.0, t_max, int(points))
-    rho = propagate(corr.state(), times, pair_hamiltonian(omega_c, delta))
+    hamiltonian = pair_hamiltonian(omega_c, delta)
+    rho = propagate(corr.state(), times, hamiltonian)
+    invariants.check_density_matrices(rho, "the isolated pair", times=times)
+    energy = np.real(np.einsum("ij,tji->t", hamiltonian, rho))
+    drift = float(np.max(np.abs(energy - energy[0])))
+    if drift > ENERGY_TOL:
+        raise InvariantViolationError(
+            "energy conservation", drift, ENERGY_TOL,
+            f"the isolated pair's energy <H_A + H_B + V_AB> drifts by {drift:.3g} (allowed "
+            f"{ENERGY_TOL:g})")
     tr = trajectory(times, rho, TA, TB)
     return ClosedRun(
         params={"TA": TA, "TB": TB, "omega_c": omega_c, "delta": delta, "t_max": t_max,

@@ -1,8 +1,14 @@
 """Exceptions raised by qpump.
 
-Every error caused by user input is a :class:`ValueError` subclass whose message names the
-parameter, the value received and what is allowed, so that the command line can print it as one
-line without a traceback.
+Two families, told apart by the command line's exit status:
+
+- bad input (exit status 2): :class:`InvalidParameterError`, :class:`InvalidStateError` and
+  :class:`HierarchyTooLargeError`, all :class:`ValueError` subclasses whose message names the
+  parameter, the value received and what is allowed;
+- a computation that failed its own checks (exit status 3): :class:`ComputationError` and its
+  subclasses :class:`IntegrationError` (the integrator gave up), :class:`InvariantViolationError`
+  (a result broke trace, Hermiticity, positivity, the first law or the second law) and
+  :class:`OutputWriteError` (a result could not be written).
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ __all__ = [
     "InvalidParameterError",
     "InvalidStateError",
     "HierarchyTooLargeError",
+    "ComputationError",
     "IntegrationError",
+    "InvariantViolationError",
+    "OutputWriteError",
 ]
 
 
@@ -29,8 +38,36 @@ class InvalidStateError(QpumpError, ValueError):
 
 
 class HierarchyTooLargeError(InvalidParameterError):
-    """The HEOM hierarchy would need more memory than allowed; lower depth or n_exp."""
+    """The run would need more memory than allowed; lower depth or n_exp, or raise the limit."""
 
 
-class IntegrationError(QpumpError, RuntimeError):
+class ComputationError(QpumpError, RuntimeError):
+    """A computation did not produce a trustworthy result (exit status 3 on the command line)."""
+
+
+class IntegrationError(ComputationError):
     """Time integration failed (e.g. a non-finite value appeared)."""
+
+
+class InvariantViolationError(ComputationError):
+    """A computed result breaks a law it must obey.
+
+    Attributes
+    ----------
+    check : str
+        The invariant that failed (e.g. ``"first law"``, ``"positivity"``).
+    value : float
+        The measured violation.
+    tolerance : float
+        The largest violation allowed.
+    """
+
+    def __init__(self, check: str, value: float, tolerance: float, detail: str) -> None:
+        self.check = check
+        self.value = value
+        self.tolerance = tolerance
+        super().__init__(f"check failed: {check}: {detail}")
+
+
+class OutputWriteError(ComputationError):
+    """A result could not be written (permissions, a full disk, ...)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .closed import ClosedRun, run_closed
 from .errors import InvalidParameterError
+from .output import check_output_dir, dumps, write_atomic, write_text_atomic
 from .pump import HeatPump, PumpResult
 
 __all__ = [
@@ -166,12 +167,19 @@ def pump_figure(run: PumpResult):
         ax.axvspan(start, stop, color="gold", alpha=0.5, lw=0)
         ax.axvline(start, color="gray", lw=0.5)
         ax.axvline(stop, color="gray", lw=0.5)
-    ax.plot(t, s["Q_B"], color="tab:blue", lw=3.5, alpha=0.6, label=r"$Q_B$: drawn from the cold bath")
-    ax.plot(t, -s["Q_A"], color="black", label=r"$-Q_A$: delivered to the hot bath")
+    # Every curve is an amount of heat counted positive in the direction its label names, as in
+    # the paper's Fig. 6: the two pump curves coincide when |Q_A| = |Q_B|, and so do the two
+    # normal ones in the steady state (wide translucent line under a thin one).
+    cold, hot = ("cold bath", "hot bath") if run.regime == "pump" else ("bath B", "bath A")
+    ax.plot(t, s["Q_B"], color="tab:blue", lw=3.5, alpha=0.6,
+            label=rf"$Q_B$: drawn from the {cold}")
+    ax.plot(t, -s["Q_A"], color="black", label=rf"$-Q_A$: delivered to the {hot}")
     if run.normal_heat_current is not None:
         normal = run.normal_heat_current * t
-        ax.plot(t, normal, color="gray", ls="--", label="normal: drawn from the hot bath")
-        ax.plot(t, -normal, color="black", ls="--", lw=0.8, label="normal: delivered to the cold bath")
+        ax.plot(t, normal, color="gray", ls="--", lw=3.5, alpha=0.6,
+                label=f"normal: drawn from the {hot}")
+        ax.plot(t, normal, color="black", ls="--", lw=0.8,
+                label=f"normal: delivered to the {cold}")
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_xlabel(r"time $t$ [$1/\omega$]")
     ax.set_ylabel(r"accumulated heat [$\hbar\omega$]")
@@ -297,13 +305,9 @@ def save(fig, path: str | Path) -> Path:
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("png", "pdf", "svg"):
         raise InvalidParameterError(f"output file {str(path)!r} must end in .png, .pdf or .svg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, dpi=150, format=suffix)
-        tmp.replace(path)  # atomic: a reader never sees half a figure
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=150, format=suffix))
     finally:
-        tmp.unlink(missing_ok=True)
         _pyplot().close(fig)
     return path
 
@@ -322,16 +326,13 @@ def save_figure(number: int, path: str | Path) -> Path:
 def save_all(out_dir: str | Path, progress: bool = False) -> dict:
     """Draw Figs. 1, 2, 4, 5, 6 as PNG into ``out_dir`` and write ``summary.json`` with the key
     numbers (isolated pair, transient anomalous heat, pump per cycle). Returns the summary."""
-    import json
-
     import numpy as np
 
     from .closed import concurrence_initial, sed_initial, tau_peak, theta
     from .info import mutual_information
     from .states import correlated_state
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out_dir)
     steps = ["fig1", "fig2", "transients", "fig4", "fig5", "pump", "fig6"]
     from tqdm.auto import tqdm
 
@@ -372,7 +373,5 @@ def save_all(out_dir: str | Path, progress: bool = False) -> dict:
         "pump": pump.to_json(),
         "files": written,
     }
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "summary.json")
+    write_text_atomic(out / "summary.json", dumps(summary, indent=2) + "\n")
     return summary

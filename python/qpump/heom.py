@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,7 +25,12 @@ import numpy as np
 
 from . import _core
 from ._validate import finite, hermitian, non_negative, non_negative_int, positive, square_matrix
-from .errors import HierarchyTooLargeError, IntegrationError, InvalidParameterError
+from .errors import (
+    HierarchyTooLargeError,
+    IntegrationError,
+    InvalidParameterError,
+    InvalidStateError,
+)
 
 __all__ = [
     "BathExponent",
@@ -293,12 +299,64 @@ class HEOMResult:
     stats: dict = field(default_factory=dict)
 
 
+#: How far a user's initial state may be from a density matrix (rounding of a hand-built state).
+STATE_TOL = 1e-8
+
+
+def _check_state(name: str, rho: np.ndarray) -> None:
+    """Raise InvalidStateError unless ``rho`` is a density matrix (Hermitian, trace one and
+    positive, each within :data:`STATE_TOL`)."""
+    scale = max(1.0, float(np.max(np.abs(rho))))
+    herm = float(np.max(np.abs(rho - rho.conj().T)))
+    if herm > STATE_TOL * scale:
+        raise InvalidStateError(
+            f"{name} is not Hermitian: max |{name} - {name}^dagger| = {herm:.3g} "
+            f"(allowed {STATE_TOL:g}); give a density matrix")
+    trace = complex(np.trace(rho))
+    if abs(trace - 1.0) > STATE_TOL:
+        raise InvalidStateError(
+            f"{name} has trace {trace.real:.6g} (must be 1 within {STATE_TOL:g}); give a density "
+            "matrix (normalise it by its trace)")
+    lowest = float(np.linalg.eigvalsh(0.5 * (rho + rho.conj().T))[0])
+    if lowest < -STATE_TOL:
+        raise InvalidStateError(
+            f"{name} is not positive: its smallest eigenvalue is {lowest:.3g} (must be >= "
+            f"{-STATE_TOL:g}); give a density matrix")
+
+
 def physical_memory_bytes() -> int | None:
     """Total physical memory of the machine in bytes, or None if it cannot be read."""
     try:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def call_interruptibly(func):
+    """Call ``func()`` in a worker thread while the main thread waits, so that Ctrl-C is obeyed.
+
+    SuperLU (scipy's sparse LU) releases the GIL but never returns to Python until it is done: run
+    in the main thread it would hold off KeyboardInterrupt for the whole factorization. The worker
+    is a daemon thread: after an interruption it is abandoned (it finishes in the background, or
+    dies with the process) and its result is never used.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return func()
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = func()
+        except BaseException as err:  # handed to the caller below
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name="qpump-solve", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class HEOMSolver:
@@ -390,6 +448,7 @@ class HEOMSolver:
         self._baths = baths
         self._H = H
         self._atol = atol
+        self._rtol = rtol
         self._core = _core.HeomCore(
             np.ascontiguousarray(H),
             [
@@ -418,6 +477,11 @@ class HEOMSolver:
             self._frame_required = steady_frame
         self._steady_frame = steady_frame
         self._stationary: dict[bytes, ADOState | None] = {}
+
+    @property
+    def rtol(self) -> float:
+        """Relative tolerance of the local error per step."""
+        return self._rtol
 
     @property
     def n_ados(self) -> int:
@@ -474,9 +538,10 @@ class HEOMSolver:
                 raise InvalidParameterError("rho0 is an ADOState of a different hierarchy")
             if not np.all(np.isfinite(ados)):
                 raise InvalidParameterError("rho0 contains non-finite ADOs")
+            _check_state("rho0.rho", ados[0])
             return np.ascontiguousarray(ados)
         rho = square_matrix("rho0", rho0, d)
-        rho = hermitian("rho0", rho, d, atol=1e-10)
+        _check_state("rho0", rho)
         ados = np.zeros((self.n_ados, d, d), dtype=complex)
         ados[0] = rho
         return ados
@@ -507,6 +572,9 @@ class HEOMSolver:
         ------
         InvalidParameterError
             For bad shapes, non-finite or decreasing times.
+        InvalidStateError
+            If ``rho0`` (or the system state of an ADOState) is not a density matrix: not
+            Hermitian, trace not one, or not positive (each within ``STATE_TOL = 1e-8``).
         IntegrationError
             If a non-finite value appears while integrating.
         """
@@ -626,10 +694,13 @@ class HEOMSolver:
         mat = sp.csc_matrix((vals, (rows, cols)), shape=(dim, dim))
         rhs = np.zeros(dim, dtype=complex)
         rhs[0] = 1.0
-        with warnings.catch_warnings():
-            # A singular generator is reported below, as an error naming the cause.
-            warnings.simplefilter("ignore", spla.MatrixRankWarning)
-            x = spla.spsolve(mat, rhs, permc_spec="MMD_AT_PLUS_A")
+        def solve() -> np.ndarray:
+            with warnings.catch_warnings():
+                # A singular generator is reported below, as an error naming the cause.
+                warnings.simplefilter("ignore", spla.MatrixRankWarning)
+                return spla.spsolve(mat, rhs, permc_spec="MMD_AT_PLUS_A")
+
+        x = call_interruptibly(solve)
         if not np.all(np.isfinite(x)):
             raise InvalidParameterError("the steady state is not unique for this model (singular generator)")
         scales = self._core.ado_scales()

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from . import _validate as check
+from . import invariants
 from .errors import InvalidParameterError, InvalidStateError
 from .info import concurrence, local_energies, mutual_information, partial_trace
 from .info import von_neumann_entropy as entropy
@@ -57,9 +59,14 @@ class Segment:
     heat: np.ndarray  # (n_t, 2): cumulative heat drawn FROM baths A, B since the segment start
     interaction_energy: np.ndarray  # (n_t, 2)
     final_state: Any
+    heat_error: np.ndarray  # (2,): estimated error of ``heat[-1]`` (0 where it is exact)
 
 
 class _LindbladBackend:
+    #: The heat comes from exact matrix exponentials (no quadrature, no step control).
+    rtol = 1e-12
+    truncation_hint = ""
+
     def __init__(self, pump: HeatPump):
         from .lindblad import LindbladSolver, LocalBath
 
@@ -88,11 +95,16 @@ class _LindbladBackend:
         self.solver.set_hamiltonian(hamiltonian)
         res = self.solver.run(state, times)
         return Segment(times, res.rho, res.heat_current, res.heat,
-                       np.zeros_like(res.heat_current), res.final_state)
+                       np.zeros_like(res.heat_current), res.final_state, np.zeros(2))
+
+
+#: Liouville dimension (ADOs x d^2) from which a steady-state solve takes long enough (about a
+#: second and up) for the pump to say what it is doing.
+ANNOUNCE_DIM = 5000
 
 
 class _HEOMBackend:
-    def __init__(self, pump: HeatPump):
+    def __init__(self, pump: HeatPump, log: Callable[[str], None] | None = None):
         from .heom import DrudeLorentzBath, HEOMSolver
 
         self.TA, self.TB = pump.TA, pump.TB
@@ -102,13 +114,31 @@ class _HEOMBackend:
             DrudeLorentzBath(Q_B, pump.kappa_b, pump.gamma, pump.TB, n_exp=pump.n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
         ]
-        self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth)
+        self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth,
+                                 memory_limit_bytes=pump.memory_limit_bytes)
+        self.rtol = self.solver.rtol
+        self.log = log if log is not None and self.solver.n_ados * 16 >= ANNOUNCE_DIM else None
+        if self.log:
+            self.log(f"HEOM: {self.solver.n_ados} ADOs (depth {pump.depth}, "
+                     f"{sum(len(b.exponents) for b in baths)} exponents), Liouville dimension "
+                     f"{self.solver.n_ados * 16}")
+        self.truncation_hint = (f"the hierarchy (depth = {pump.depth}, n_exp = {pump.n_exp}) may be "
+                                "too shallow for this coupling: raise depth or n_exp")
 
     def initial_state(self, initial: str):
         self.solver.set_hamiltonian(H_FREE)
         if initial == "equilibrated":
-            return self.solver.steady_state()
+            return self._steady_state("the uncoupled hierarchy (the initial state)")
         return product_state(self.TA, self.TB)  # all other ADOs zero
+
+    def _steady_state(self, what: str):
+        if self.log:
+            self.log(f"steady state of {what}: sparse LU ...")
+        start = time.perf_counter()
+        state = self.solver.steady_state()
+        if self.log:
+            self.log(f"steady state of {what}: done in {time.perf_counter() - start:.1f} s")
+        return state
 
     @staticmethod
     def rho(state) -> np.ndarray:
@@ -124,7 +154,7 @@ class _HEOMBackend:
 
     def steady_state(self, hamiltonian: np.ndarray):
         self.solver.set_hamiltonian(hamiltonian)
-        return self.solver.steady_state()
+        return self._steady_state("the coupled pair (the normal reference)")
 
     def evolve(self, state, hamiltonian: np.ndarray, times: np.ndarray) -> Segment:
         from scipy.integrate import cumulative_simpson
@@ -135,7 +165,7 @@ class _HEOMBackend:
         # each cycle reports what this quadrature misses.
         heat = -cumulative_simpson(res.heat_current, x=times, axis=0, initial=0.0)
         return Segment(times, res.rho, res.heat_current, heat, res.interaction_energy,
-                       res.final_state)
+                       res.final_state, invariants.simpson_error(times, res.heat_current))
 
 
 @dataclass(frozen=True)
@@ -155,9 +185,10 @@ class CycleRecord:
     I0: float
     cop_ratio: float
     cop_ratio_bare: float
-    carnot_bound: float
+    carnot_bound: float | None
     first_law_residual: float
     min_eigenvalue_after_chi: float
+    first_law_tolerance: float = 0.0
 
 
 @dataclass
@@ -177,20 +208,29 @@ class PumpResult:
     rho: np.ndarray
     cycles: list[CycleRecord]
     I0: float
-    carnot_bound: float
+    carnot_bound: float | None
     normal_heat_current: float | None = None
     wall_time_s: float = 0.0
     contact_windows: list[tuple[float, float]] = field(default_factory=list)
 
+    @property
+    def regime(self) -> str:
+        """``"pump"`` for T_A > T_B (heat pumped against the gradient is possible),
+        ``"no gradient"`` for T_A = T_B, ``"reversed"`` for T_B > T_A (bath A is the colder)."""
+        return _regime(self.params["TA"], self.params["TB"])
+
     def to_json(self) -> dict:
-        """The JSON object of ``qpump pump --json``."""
+        """The JSON object of ``qpump pump --json`` (strict JSON after
+        :func:`qpump.output.to_strict_json`: an undefined number is null)."""
         return {
             "params": self.params,
+            "regime": self.regime,
             "I0": self.I0,
             "carnot_bound": self.carnot_bound,
             "cycles": [
                 {"Q_A": c.Q_A, "Q_B": c.Q_B, "W_on": c.W_on, "W_off": c.W_off,
                  "cop_ratio": c.cop_ratio, "first_law_residual": c.first_law_residual,
+                 "first_law_tolerance": c.first_law_tolerance,
                  "I0": c.I0, "cop_ratio_bare": c.cop_ratio_bare}
                 for c in self.cycles
             ],
@@ -228,11 +268,22 @@ class HeatPump:
         Start from the steady state of the uncoupled hierarchy (all ADOs) or from the bare
         product state rho_A x rho_B with all ADOs zero (switch-on transient of order kappa).
     depth, n_exp, expansion, terminator
-        HEOM truncation: hierarchy depth, exponents besides the Drude term, Matsubara or Pade.
+        HEOM truncation: hierarchy depth (>= 1: the heat currents are read from the first tier,
+        so depth 0, which keeps no bath memory, has none), exponents besides the Drude term,
+        Matsubara or Pade.
     solver : {"heom", "lindblad"}
         Exact HEOM or the weak-coupling local master equation.
     dt_contact, dt_relax : float
         Output spacing while coupled and while relaxing (heat is integrated on this grid).
+    memory_limit_bytes : int, optional
+        Largest memory the HEOM run may use (default: half the machine's physical memory);
+        checked before anything is allocated.
+
+    Notes
+    -----
+    For T_B >= T_A there is no gradient to pump against (T_A = T_B) or the roles are swapped
+    (T_B > T_A: bath A is the colder one); the run is still computed and reported with neutral
+    words, and the Carnot bound T_B/(T_A - T_B), which does not exist there, is None.
     """
 
     TA: float = 2.0
@@ -255,6 +306,7 @@ class HeatPump:
     solver: str = "heom"
     dt_contact: float = 0.01
     dt_relax: float = 0.1
+    memory_limit_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("TA", "TB", "omega_c", "gamma", "tau", "dt_contact", "dt_relax"):
@@ -270,6 +322,12 @@ class HeatPump:
         for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
                               ("solver", SOLVERS)):
             check.one_of(name, getattr(self, name), allowed)
+        if self.solver == "heom" and self.depth < 1:
+            raise InvalidParameterError(
+                f"depth = {self.depth} keeps no bath memory, so the pump has no heat current "
+                "(it is read from the first tier of the hierarchy); use depth >= 1")
+        if self.memory_limit_bytes is not None:
+            check.positive("memory_limit_bytes", self.memory_limit_bytes)
         self.correlation()  # validates chi11, chi23 against (A2a), (A2b)
 
     def correlation(self):
@@ -278,9 +336,10 @@ class HeatPump:
                                   require_entangled=False)
 
     @property
-    def carnot_bound(self) -> float:
-        """T_B / (T_A - T_B), the Carnot COP of Eq. 18 (inf at T_A = T_B)."""
-        return self.TB / (self.TA - self.TB) if self.TA != self.TB else math.inf
+    def carnot_bound(self) -> float | None:
+        """T_B / (T_A - T_B), the Carnot COP of Eq. 18; None for T_A <= T_B, where there is no
+        gradient to pump against and no bound."""
+        return self.TB / (self.TA - self.TB) if self.TA > self.TB else None
 
     @property
     def coupled_hamiltonian(self) -> np.ndarray:
@@ -291,8 +350,8 @@ class HeatPump:
         """All parameters as a JSON-ready dict."""
         return asdict(self)
 
-    def _backend(self):
-        return _HEOMBackend(self) if self.solver == "heom" else _LindbladBackend(self)
+    def _backend(self, log: Callable[[str], None] | None = None):
+        return _HEOMBackend(self, log) if self.solver == "heom" else _LindbladBackend(self)
 
     def run(self, progress: bool = False, normal_reference: bool = True) -> PumpResult:
         """Run ``cycles`` pump cycles and return the time series and the per-cycle table.
@@ -303,7 +362,7 @@ class HeatPump:
             If adding chi to the relaxed state does not give a state (the relaxation was too short).
         """
         start = time.perf_counter()
-        backend = self._backend()
+        backend = self._backend(_log if progress else None)
         correlation = self.correlation()
         chi = correlation.matrix
         i0_bare = float(mutual_information(correlation.state()))
@@ -342,13 +401,15 @@ class HeatPump:
                 e_end = float(np.real(np.trace(H_FREE @ relax.rho[-1])))
                 d_int = float(np.sum(relax.interaction_energy[-1] - contact.interaction_energy[0]))
                 residual = e_end - e_start + d_int - float(q.sum()) - (w_on + w_off)
+                tolerance = self._check_cycle(index, clock, contact, relax, residual,
+                                              abs(w_on) + abs(w_off), backend)
                 i0 = float(mutual_information(contact.rho[0]))
                 cycles.append(CycleRecord(
                     index=index + 1, Q_A=float(q[0]), Q_B=float(q[1]), W_on=w_on, W_off=w_off,
                     I0=i0, cop_ratio=float(q[1]) / (self.TA * i0) if i0 > 0 else math.nan,
                     cop_ratio_bare=float(q[1]) / (self.TA * i0_bare) if i0_bare > 0 else math.nan,
                     carnot_bound=self.carnot_bound, first_law_residual=residual,
-                    min_eigenvalue_after_chi=min_eig))
+                    min_eigenvalue_after_chi=min_eig, first_law_tolerance=tolerance))
                 windows.append((clock, clock + self.tau))
                 pieces.append((clock, contact, True))
                 pieces.append((clock + self.tau, relax, False))
@@ -357,16 +418,39 @@ class HeatPump:
             bar.close()
         normal = self.normal_heat_current(backend) if normal_reference else None
         t, rho, series = self._assemble(pieces, v)
+        for record in cycles:
+            this = series["cycle"] == record.index
+            invariants.check_entropy_production(
+                series["sigma"][this], record.first_law_tolerance * (1 / self.TA + 1 / self.TB),
+                f"cycle {record.index}", times=t[this], cause=backend.truncation_hint)
         return PumpResult(params=self.params(), t=t, series=series, rho=rho, cycles=cycles,
                           I0=cycles[0].I0, carnot_bound=self.carnot_bound,
                           normal_heat_current=normal, wall_time_s=time.perf_counter() - start,
                           contact_windows=windows)
 
+    def _check_cycle(self, index: int, clock: float, contact: Segment, relax: Segment,
+                     residual: float, work: float, backend) -> float:
+        """Check the states and the first law of one cycle; return its first-law tolerance."""
+        where = f"cycle {index + 1}"
+        flow = work
+        for name, seg, start in (("contact", contact, clock), ("relaxation", relax, clock + self.tau)):
+            invariants.check_density_matrices(seg.rho, f"{where}, {name}", times=start + seg.times,
+                                              cause=backend.truncation_hint)
+            if seg.times.size > 1:
+                flow += float(np.trapezoid(np.abs(seg.heat_current).sum(axis=1), seg.times))
+        quadrature = float(contact.heat_error.sum() + relax.heat_error.sum())
+        tolerance = invariants.first_law_tolerance(backend.rtol, flow, quadrature)
+        invariants.check_first_law(residual, tolerance, where, cause=backend.truncation_hint)
+        return tolerance
+
     def normal_heat_current(self, backend=None) -> float:
-        """Steady heat current from the hot bath A to the cold bath B with the qubits coupled all
-        the time and no correlation (the normal reference of Fig. 6): -j_A in the steady state."""
+        """Steady heat current from bath A to bath B with the qubits coupled all the time and no
+        correlation (the normal reference of Fig. 6): -j_A in the steady state (positive from
+        hot to cold when T_A > T_B)."""
         backend = backend or self._backend()
         ss = backend.steady_state(self.coupled_hamiltonian)
+        invariants.check_density_matrices(backend.rho(ss), "the steady state of the coupled pair",
+                                          cause=backend.truncation_hint)
         seg = backend.evolve(ss, self.coupled_hamiltonian, np.zeros(1))
         return float(-seg.heat_current[0, 0])
 
@@ -411,6 +495,19 @@ class HeatPump:
             "coupled": on, "cycle": cycle + 1,
         }
         return t, rho, series
+
+
+def _regime(TA: float, TB: float) -> str:
+    return "pump" if TA > TB else ("no gradient" if TA == TB else "reversed")
+
+
+def _log(line: str) -> None:
+    """A progress line on stderr that does not break a progress bar."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"qpump: {line}", file=sys.stderr)
 
 
 def _progress(total: int, enabled: bool, desc: str):

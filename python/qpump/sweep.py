@@ -4,9 +4,15 @@ pool or a Dask cluster.
 A sweep is a set of axes (parameter -> list of values) and fixed parameters, named as the options
 of ``qpump pump`` (TA, TB, omega_c, delta, kappa_a, kappa_b, gamma, tau, relax, cycles, depth,
 n_exp, expansion, initial, solver, chi11, chi23). Every finished point is appended at once to
-``DIR/points.jsonl`` (one JSON object a line, flushed and synced), so a sweep killed at any moment
-and started again with the same command computes only the missing points. ``DIR/results.csv``
-(and ``DIR/results.parquet`` when pyarrow is installed) holds the table, a row a point.
+``DIR/points.jsonl`` (one strict JSON object a line, flushed and synced), so a sweep killed at
+any moment and started again with the same command computes only the missing points.
+``DIR/results.csv`` (and ``DIR/results.parquet`` when pyarrow is installed) holds the table, a row
+a point, and is written only when every point is done: a folder without it holds an unfinished
+sweep. The folder is created with the first finished point.
+
+A point whose run fails (bad parameters that only show at run time, a violated invariant such as
+the first law, an integration failure) is recorded with its error in the ``error`` column and no
+numbers, so that one bad point does not stop the map.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from . import _validate as check
 from .errors import InvalidParameterError
+from .output import dumps, write_atomic, write_text_atomic
 from .pump import HeatPump
 
 __all__ = [
@@ -252,7 +259,7 @@ def _pump_for(point: dict[str, Any]) -> HeatPump:
 
 
 def _key(point: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(dumps(point, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _optimal_tau(pump: HeatPump, target: str) -> float:
@@ -311,7 +318,7 @@ def _read_done(journal: Path) -> dict[str, dict]:
 
 
 def _append(journal: Path, key: str, row: dict) -> None:
-    line = json.dumps({"key": key, "row": row}) + "\n"
+    line = dumps({"key": key, "row": row}) + "\n"
     fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -323,33 +330,50 @@ def _append(journal: Path, key: str, row: dict) -> None:
 def _write_table(out: Path, rows: list[dict]) -> Path:
     columns = list(PARAMETERS)
     present = [c for c in columns if any(c in r for r in rows)] + RESULT_COLUMNS
-    tmp = out / ".results.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=present, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in present})
-    tmp.replace(out / "results.csv")
+
+    def write_csv(path: Path) -> None:
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=present, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in present})
+
+    write_atomic(out / "results.csv", write_csv)
     try:
         import pandas as pd
         import pyarrow  # noqa: F401
-
-        frame = pd.DataFrame(rows, columns=present)
-        frame.to_parquet(out / ".results.parquet.tmp")
-        (out / ".results.parquet.tmp").replace(out / "results.parquet")
     except ImportError:
-        pass
+        return out / "results.csv"
+    frame = pd.DataFrame(rows, columns=present)
+    write_atomic(out / "results.parquet", lambda path: frame.to_parquet(path))
     return out / "results.csv"
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process, which terminates them (no tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _call(task: tuple) -> Any:
+    func, args = task
+    return func(*args)
 
 
 def _local_pool(workers: int) -> Callable[[Callable, Iterable], Iterator]:
     def mapper(func: Callable, items: Iterable) -> Iterator:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(func, *item) for item in items]
-            for fut in as_completed(futures):
-                yield fut.result()
+        pool = multiprocessing.Pool(workers, initializer=_ignore_sigint)
+        try:
+            yield from pool.imap_unordered(_call, [(func, item) for item in items])
+            pool.close()
+        except BaseException:  # Ctrl-C, or the consumer stopped: no worker outlives the sweep
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
     return mapper
 
@@ -363,12 +387,14 @@ def _dask(address: str) -> Callable[[Callable, Iterable], Iterator]:
                 "--dask needs the optional extra: pip install 'qpump[dask]'") from None
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                dashboard_address=None) if address == "local" else None
-        with Client(cluster if cluster is not None else address) as client:
-            futures = [client.submit(func, *item, pure=False) for item in items]
-            for fut in as_completed(futures):
-                yield fut.result()
-        if cluster is not None:
-            cluster.close()
+        try:
+            with Client(cluster if cluster is not None else address) as client:
+                futures = [client.submit(func, *item, pure=False) for item in items]
+                for fut in as_completed(futures):
+                    yield fut.result()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
     return mapper
 
@@ -383,51 +409,59 @@ def run_sweep(
     workers: int = 1,
     dask: str | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Run (or resume) a sweep into ``out_dir``; returns the rows in grid order.
+
+    Parameters
+    ----------
+    log : callable, optional
+        Receives one line when the sweep resumes (how many points were already done).
 
     Raises
     ------
     InvalidParameterError
         Before any computation, for a bad spec or when ``out_dir`` holds a different sweep.
+    KeyboardInterrupt
+        On Ctrl-C, after the workers are stopped; the finished points stay in the journal and
+        no ``results.csv`` is written.
     """
     spec.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidParameterError(f"workers = {workers!r} must be an integer >= 1")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.json"
+    stored_spec = json.loads(dumps(spec.to_json()))
     if spec_file.exists():
-        stored = json.loads(spec_file.read_text())
-        if stored != json.loads(json.dumps(spec.to_json())):
+        if json.loads(spec_file.read_text()) != stored_spec:
             raise InvalidParameterError(
                 f"{out} holds a different sweep (spec.json differs); use another -o DIR")
-    else:
-        tmp = out / ".spec.json.tmp"
-        tmp.write_text(json.dumps(spec.to_json(), indent=2))
-        tmp.replace(spec_file)
     journal = out / "points.jsonl"
     done = _read_done(journal)
     points = list(spec.points())
     keys = [_key(p) for p in points]
     todo = [(run_point, k, p, spec.optimize_tau) for k, p in zip(keys, points, strict=True)
             if k not in done]
+    already = len(points) - len(todo)
+    if already and log is not None:
+        log(f"resuming: {already} of {len(points)} points already done in {journal}")
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress,
-               desc="sweep", unit="point")
+    bar = tqdm(total=len(points), initial=already, disable=not progress, desc="sweep",
+               unit="point", leave=False)
     mapper = _dask(dask) if dask else (_local_pool(workers) if workers > 1 else
                                        (lambda f, items: (f(*i) for i in items)))
     try:
         for key, row in mapper(_keyed, todo):
+            if not spec_file.exists():  # the folder and the spec come with the first point
+                write_text_atomic(spec_file, dumps(spec.to_json(), indent=2))
             _append(journal, key, row)
             done[key] = row
             bar.update(1)
     finally:
         bar.close()
-        rows = [done[k] for k in keys if k in done]
-        if rows:
-            _write_table(out, rows)
+    rows = [done[k] for k in keys]
+    _write_table(out, rows)
     return rows
 
 

@@ -36,6 +36,7 @@ from .. import _validate as check
 from ..closed import concurrence_initial, pair_hamiltonian, propagate, rho_closed_form, tau_peak
 from ..errors import InvalidParameterError
 from ..info import concurrence, local_energies, mutual_information
+from ..output import dumps, write_text_atomic
 from .contact import append_contact
 from .preparation import BASIS_GATES, preparation_of, spectral_form
 from .tomography import SETTINGS, measurement_circuit, pauli_expectations, setting_probabilities
@@ -239,7 +240,7 @@ def export_circuits(out_dir: str | os.PathLike, TA: float = 2.0, TB: float = 1.0
         "files": files,
         "groups": groups,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(out / "manifest.json", dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
 
