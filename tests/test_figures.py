@@ -71,6 +71,11 @@ def test_pump_figure_marks_contacts_and_normal_heat(tmp_path):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("cold bath" in s for s in labels) and any("normal" in s for s in labels)
     assert len(ax.patches) == 2  # one shaded contact window per cycle
+    # Every curve is counted positive in the direction its label names ("drawn from",
+    # "delivered to"): when the pump works, all four end above zero.
+    curves = {line.get_label(): line.get_ydata() for line in ax.get_lines()
+              if not line.get_label().startswith("_")}
+    assert len(curves) == 4 and all(y[-1] > 0 for y in curves.values())
     assert save(fig, tmp_path / "f6.pdf").read_bytes()[:4] == b"%PDF"
 
 

@@ -165,3 +165,42 @@ def test_cli_sweep_and_plot(tmp_path, capsys):
     assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plot-sweep", str(out), "-x", "colour", "-o", str(tmp_path / "x.png")]) == 2
     assert "column 'colour' is not in the results" in capsys.readouterr().err
+
+
+def test_an_interrupted_sweep_writes_no_table_and_says_how_far_it_got_when_resumed(
+        tmp_path, monkeypatch):
+    import qpump.sweep as sweep_module
+
+    real = sweep_module.run_point
+    calls = []
+
+    def interrupted_at_the_second_point(point, optimize):
+        calls.append(point)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(point, optimize)
+
+    spec = SweepSpec(axes={"TB": [0.8, 1.0, 1.2]}, fixed=FAST)
+    out = tmp_path / "sweep"
+    monkeypatch.setattr(sweep_module, "run_point", interrupted_at_the_second_point)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, progress=False)
+    assert len(_journal_keys(out / "points.jsonl")) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["points.jsonl", "spec.json"]  # no table
+    monkeypatch.setattr(sweep_module, "run_point", real)
+    lines = []
+    rows = run_sweep(spec, out, progress=False, log=lines.append)
+    assert lines == [f"resuming: 1 of 3 points already done in {out / 'points.jsonl'}"]
+    assert len(rows) == 3 and (out / "results.csv").exists()
+
+
+def test_a_sweep_interrupted_before_its_first_point_leaves_no_folder(tmp_path, monkeypatch):
+    import qpump.sweep as sweep_module
+
+    def interrupted(point, optimize):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "run_point", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SweepSpec(axes={"TB": [1.0]}, fixed=FAST), tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()
