@@ -2,7 +2,7 @@
 //! become Python exceptions.
 
 use crate::heom::bath::{self, BathExponents, Expansion};
-use crate::heom::error::HeomError;
+use crate::heom::error::{HeomError, HeomResult};
 use crate::heom::hierarchy::count_ados;
 use crate::heom::linalg::C64;
 use crate::heom::solver::{memory_estimate, BathSpec, Solver};
@@ -24,11 +24,15 @@ fn core_version() -> &'static str {
     crate::core_version()
 }
 
-/// Convert a core error into the matching exception of `qpump.errors`.
+/// Convert a core error into the matching exception of `qpump.errors` (an interruption whose
+/// cause is unknown into KeyboardInterrupt).
 fn to_py(py: Python<'_>, err: HeomError) -> PyErr {
     let class = match err {
         HeomError::InvalidParameter { .. } => "InvalidParameterError",
         HeomError::NonFinite { .. } | HeomError::StepTooSmall { .. } => "IntegrationError",
+        HeomError::Interrupted => {
+            return pyo3::exceptions::PyKeyboardInterrupt::new_err(err.to_string())
+        }
     };
     let msg = err.to_string();
     match py
@@ -39,6 +43,27 @@ fn to_py(py: Python<'_>, err: HeomError) -> PyErr {
         Ok(exc) => PyErr::from_value(exc),
         Err(_) => pyo3::exceptions::PyValueError::new_err(msg),
     }
+}
+
+/// Run the core's `work` detached from Python (other threads run meanwhile), handing it a
+/// cancellation check (see `heom/cancel.rs`) that re-attaches and runs Python's signal handlers.
+/// An exception they raise (KeyboardInterrupt on Ctrl-C) stops the work and is the error
+/// returned; other core errors become exceptions of `qpump.errors`.
+fn detached<T, W>(py: Python<'_>, work: W) -> PyResult<T>
+where
+    T: Send,
+    W: FnOnce(&mut dyn FnMut() -> HeomResult<()>) -> HeomResult<T> + Send,
+{
+    let mut raised = None;
+    let res = py.detach(|| {
+        work(&mut || {
+            Python::attach(|py| py.check_signals()).map_err(|exc| {
+                raised = Some(exc);
+                HeomError::Interrupted
+            })
+        })
+    });
+    res.map_err(|err| raised.take().unwrap_or_else(|| to_py(py, err)))
 }
 
 fn matrix(a: &PyReadonlyArray2<'_, C64>) -> (usize, Vec<C64>) {
@@ -228,7 +253,8 @@ impl HeomCore {
         Ok(arr.into_pyarray(py))
     }
 
-    /// Propagate through the (non-decreasing) output times, releasing the GIL.
+    /// Propagate through the (non-decreasing) output times, releasing the GIL; a signal (Ctrl-C)
+    /// stops it between two steps and raises the handler's exception (KeyboardInterrupt).
     /// Returns rho (n_t, d, d), heat current (n_t, n_baths), interaction energy (n_t, n_baths).
     #[allow(clippy::type_complexity)]
     fn propagate<'py>(
@@ -244,18 +270,21 @@ impl HeomCore {
         let solver = &mut self.inner;
         let d = solver.d;
         let nb = solver.baths.len();
-        let res = py.detach(|| {
+        let (rho, heat, eint) = detached(py, |check| {
             let mut rho = Vec::with_capacity(times.len() * d * d);
             let mut heat = Vec::with_capacity(times.len() * nb);
             let mut eint = Vec::with_capacity(times.len() * nb);
-            solver.propagate(&times, |_, o| {
-                rho.extend(o.rho);
-                heat.extend(o.heat_current);
-                eint.extend(o.interaction_energy);
-            })?;
-            Ok::<_, HeomError>((rho, heat, eint))
-        });
-        let (rho, heat, eint) = res.map_err(|e| to_py(py, e))?;
+            solver.propagate_cancellable(
+                &times,
+                |_, o| {
+                    rho.extend(o.rho);
+                    heat.extend(o.heat_current);
+                    eint.extend(o.interaction_energy);
+                },
+                check,
+            )?;
+            Ok((rho, heat, eint))
+        })?;
         let nt = times.len();
         let shape_err = |e: numpy::ndarray::ShapeError| {
             pyo3::exceptions::PyRuntimeError::new_err(e.to_string())
@@ -280,23 +309,25 @@ impl HeomCore {
     }
 
     /// The generator on rescaled ADOs (computational basis) as COO triplets: rows, cols, vals, dim.
+    /// Built with the GIL released; a signal (Ctrl-C) stops it as in `propagate`.
     #[allow(clippy::type_complexity)]
     fn generator<'py>(
         &self,
         py: Python<'py>,
-    ) -> (
+    ) -> PyResult<(
         Bound<'py, PyArray1<u64>>,
         Bound<'py, PyArray1<u64>>,
         Bound<'py, PyArray1<C64>>,
         usize,
-    ) {
-        let t = py.detach(|| self.inner.generator_triplets());
-        (
+    )> {
+        let solver = &self.inner;
+        let t = detached(py, |check| solver.generator_triplets(check))?;
+        Ok((
             Array1::from_vec(t.rows).into_pyarray(py),
             Array1::from_vec(t.cols).into_pyarray(py),
             Array1::from_vec(t.vals).into_pyarray(py),
             t.dim,
-        )
+        ))
     }
 }
 

@@ -11,6 +11,9 @@ pub enum HeomError {
     NonFinite { time: f64 },
     /// The adaptive step size fell below what floating point can resolve.
     StepTooSmall { time: f64, step: f64 },
+    /// The caller's cancellation check stopped the computation (see `cancel.rs`); a propagation
+    /// leaves the state at the end of its last completed step.
+    Interrupted,
 }
 
 impl HeomError {
@@ -37,6 +40,7 @@ impl fmt::Display for HeomError {
                 "the HEOM step size fell to {step:.3e} at t = {time}; \
                  try a smaller max_step or looser tolerances (rtol, atol)"
             ),
+            HeomError::Interrupted => write!(f, "interrupted"),
         }
     }
 }

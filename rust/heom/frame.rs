@@ -90,6 +90,7 @@ impl Solver {
 mod tests {
     use super::*;
     use crate::heom::bath::{self, Expansion};
+    use crate::heom::cancel::never;
     use crate::heom::linalg::C64;
     use crate::heom::solver::BathSpec;
     use crate::heom::testing::{random_hermitian, random_vec};
@@ -146,7 +147,7 @@ mod tests {
         let mut s = solver(&h);
         let mut seed = 5;
         let reference = random_vec(s.n_ados() * 16, &mut seed);
-        let g = s.generator_triplets();
+        let g = s.generator_triplets(&mut never).unwrap();
         let scales = s.ado_scales();
         let rescaled: Vec<C64> = reference
             .iter()

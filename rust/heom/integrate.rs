@@ -11,6 +11,7 @@
 //! This is the alternative stepper (`method="etdrk4"`); the default is the exponential Adams
 //! predictor-corrector of `multistep.rs`, which needs two sweeps per step.
 
+use super::cancel::{never, Throttle};
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
 use super::multistep::phi_list;
@@ -242,17 +243,33 @@ impl Solver {
         self.propagate(&[target], |_, _| {})
     }
 
+    /// [`Solver::propagate_cancellable`] without cancellation.
+    pub fn propagate<F>(&mut self, times: &[f64], on_output: F) -> HeomResult<()>
+    where
+        F: FnMut(usize, Observation),
+    {
+        self.propagate_cancellable(times, on_output, &mut never)
+    }
+
     /// Integrate through the non-decreasing output `times` (the first >= the current time),
     /// calling `on_output(index, observation)` at each. Steps are not shortened to hit the
     /// output times (a quintic Hermite interpolant of tiers 0 and 1 in the interaction picture
     /// provides the observables between steps); only the last time is landed on exactly, so the
     /// state afterwards is the state at `times[last]`.
-    pub fn propagate<F>(&mut self, times: &[f64], mut on_output: F) -> HeomResult<()>
+    ///
+    /// `check` is consulted between steps (see `cancel.rs`); its error stops the integration
+    /// (the state stays at the end of the last completed step) and is returned.
+    pub fn propagate_cancellable<F>(
+        &mut self,
+        times: &[f64],
+        mut on_output: F,
+        check: &mut dyn FnMut() -> HeomResult<()>,
+    ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
     {
         if self.adams_method {
-            return self.propagate_adams(times, on_output);
+            return self.propagate_adams(times, on_output, check);
         }
         let Some(&target) = times.last() else {
             return Ok(());
@@ -285,7 +302,9 @@ impl Solver {
             next += 1;
         }
         let mut failures = 0;
+        let mut throttle = Throttle::new(check);
         while self.t < target {
+            throttle.poll()?;
             let remaining = target - self.t;
             if self.h_next <= 0.0 {
                 self.h_next = 0.05_f64.min(self.max_step);
@@ -411,6 +430,51 @@ pub fn hermite5(s: f64, h: f64, f: [C64; 3], df: [C64; 3]) -> C64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heom::bath::{self, Expansion};
+    use crate::heom::solver::BathSpec;
+    use crate::heom::testing::random_hermitian;
+
+    /// A check that fails on its third call stops either stepper between two steps with its
+    /// error; the state is then that of a completed step, from which the solver goes on.
+    #[test]
+    fn failing_check_interrupts_the_propagation() {
+        let (o, x) = (C64::new(0.0, 0.0), C64::new(1.0, 0.0));
+        let mut seed = 5;
+        let h = random_hermitian(2, &mut seed);
+        for adams in [true, false] {
+            let exps = bath::drude_lorentz(0.05, 1.0, 1.0, 2, Expansion::Matsubara, true).unwrap();
+            let baths = vec![BathSpec {
+                q: vec![o, x, x, o],
+                exps,
+            }];
+            // max_step keeps the steps short: the target is out of reach
+            let mut s = Solver::new(2, &h, baths, 3, 1e-8, 1e-10, 0.01).unwrap();
+            s.adams_method = adams;
+            let mut ados = vec![o; s.n_ados() * 4];
+            ados[0] = x;
+            s.set_state(0.0, &ados).unwrap();
+            let mut calls = 0;
+            let mut outputs = 0;
+            let res = s.propagate_cancellable(&[0.0, 1e9], |_, _| outputs += 1, &mut || {
+                calls += 1;
+                if calls < 3 {
+                    Ok(())
+                } else {
+                    Err(HeomError::Interrupted)
+                }
+            });
+            assert_eq!(res, Err(HeomError::Interrupted), "adams: {adams}");
+            assert_eq!(calls, 3);
+            assert_eq!(outputs, 1);
+            let t = s.t;
+            assert!(t > 0.0 && t < 1e9 && s.stats.steps > 0, "t = {t}");
+            let mut trace = C64::new(0.0, 0.0);
+            s.propagate(&[t, t + 0.1], |_, obs| trace = obs.rho[0] + obs.rho[3])
+                .unwrap();
+            assert!((trace - 1.0).norm() < 1e-12, "trace {trace}");
+        }
+        assert_eq!(HeomError::Interrupted.to_string(), "interrupted");
+    }
 
     #[test]
     fn phi_functions_continuous_across_branch() {

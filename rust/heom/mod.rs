@@ -1,6 +1,7 @@
 //! Hierarchical equations of motion, one concept per file.
 
 pub mod bath;
+pub mod cancel;
 pub mod error;
 pub mod frame;
 pub mod hierarchy;

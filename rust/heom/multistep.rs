@@ -12,6 +12,7 @@
 //! low ones (larger stability region) once a decaying solution has made the steps long. Two
 //! coupling sweeps per step.
 
+use super::cancel::Throttle;
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
 use super::observables::Observation;
@@ -232,36 +233,52 @@ impl Solver {
         self.adams.times.insert(0, t);
     }
 
-    /// Propagate with the exponential Adams PECE method (see the module documentation).
+    /// Propagate with the exponential Adams PECE method (see the module documentation),
+    /// consulting `check` between steps (see `cancel.rs`).
     ///
     /// The step loop is compiled twice, for baseline x86-64 and for AVX2, and the second is taken
     /// when the CPU has AVX2 (the wheel itself stays portable) unless the environment variable
     /// `QPUMP_PORTABLE` is set. Rust never contracts a * b + c into an FMA, so both give the same
     /// numbers bit for bit; AVX2 only does them four at a time.
-    pub fn propagate_adams<F>(&mut self, times: &[f64], on_output: F) -> HeomResult<()>
+    pub fn propagate_adams<F>(
+        &mut self,
+        times: &[f64],
+        on_output: F,
+        check: &mut dyn FnMut() -> HeomResult<()>,
+    ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
     {
         #[cfg(target_arch = "x86_64")]
         if std::env::var_os("QPUMP_PORTABLE").is_none() && std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has every feature the function is compiled for.
-            return unsafe { self.propagate_adams_avx2(times, on_output) };
+            return unsafe { self.propagate_adams_avx2(times, on_output, check) };
         }
-        self.adams_loop(times, on_output)
+        self.adams_loop(times, on_output, check)
     }
 
     /// [`Solver::adams_loop`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn propagate_adams_avx2<F>(&mut self, times: &[f64], on_output: F) -> HeomResult<()>
+    unsafe fn propagate_adams_avx2<F>(
+        &mut self,
+        times: &[f64],
+        on_output: F,
+        check: &mut dyn FnMut() -> HeomResult<()>,
+    ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
     {
-        self.adams_loop(times, on_output)
+        self.adams_loop(times, on_output, check)
     }
 
     #[inline(always)]
-    fn adams_loop<F>(&mut self, times: &[f64], mut on_output: F) -> HeomResult<()>
+    fn adams_loop<F>(
+        &mut self,
+        times: &[f64],
+        mut on_output: F,
+        check: &mut dyn FnMut() -> HeomResult<()>,
+    ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
     {
@@ -293,7 +310,9 @@ impl Solver {
         let mut gp = vec![C64::new(0.0, 0.0); self.w.len()];
         let mut failures = 0;
         let mut retrying = false;
+        let mut throttle = Throttle::new(check);
         while self.t < target {
+            throttle.poll()?;
             if self.h_next <= 0.0 {
                 self.h_next = 1e-3_f64.min(self.max_step);
             }

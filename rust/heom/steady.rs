@@ -3,6 +3,8 @@
 //! steady-state solve (done on the Python side with scipy.sparse) and as an independent check
 //! of the matrix-free right-hand side.
 
+use super::cancel::Throttle;
+use super::error::HeomResult;
 use super::hierarchy::NONE;
 use super::linalg::{matmul, C64};
 use super::solver::Solver;
@@ -53,8 +55,12 @@ fn identity(d: usize) -> Vec<C64> {
 
 impl Solver {
     /// The full generator (system Liouvillian with terminators, decays and tier couplings) for
-    /// the current Hamiltonian, acting on rescaled ADOs in the computational basis.
-    pub fn generator_triplets(&self) -> Triplets {
+    /// the current Hamiltonian, acting on rescaled ADOs in the computational basis. `check` is
+    /// consulted between ADOs (see `cancel.rs`); its error stops the assembly and is returned.
+    pub fn generator_triplets(
+        &self,
+        check: &mut dyn FnMut() -> HeomResult<()>,
+    ) -> HeomResult<Triplets> {
         let d = self.d;
         let d2 = d * d;
         let n = self.n_ados();
@@ -66,7 +72,9 @@ impl Solver {
             ..Default::default()
         };
         let q2: Vec<Vec<C64>> = self.baths.iter().map(|b| matmul(&b.q, &b.q, d)).collect();
+        let mut throttle = Throttle::new(check);
         for a in 0..n {
+            throttle.poll()?;
             // -i [H, x] - g_a x
             t.add_sandwich(d, a, a, -i1, &self.h, &one);
             t.add_sandwich(d, a, a, i1, &one, &self.h);
@@ -98,7 +106,7 @@ impl Solver {
                 }
             }
         }
-        t
+        Ok(t)
     }
 }
 
@@ -106,6 +114,7 @@ impl Solver {
 mod tests {
     use super::*;
     use crate::heom::bath::{self, Expansion};
+    use crate::heom::cancel::never;
     use crate::heom::solver::BathSpec;
     use crate::heom::testing::{lcg, random_hermitian};
 
@@ -138,7 +147,7 @@ mod tests {
             for x in s.w.iter_mut() {
                 *x = C64::new(lcg(&mut seed), lcg(&mut seed));
             }
-            let g = s.generator_triplets();
+            let g = s.generator_triplets(&mut never).unwrap();
             let mut gy = vec![C64::new(0.0, 0.0); n * d2];
             for ((&r, &c), &v) in g.rows.iter().zip(&g.cols).zip(&g.vals) {
                 gy[r as usize] += v * s.w[c as usize];
