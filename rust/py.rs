@@ -2,6 +2,7 @@
 //! become Python exceptions.
 
 use crate::heom::bath::{self, BathExponents, Expansion};
+use crate::heom::cancel::Check;
 use crate::heom::error::{HeomError, HeomResult};
 use crate::heom::hierarchy::count_ados;
 use crate::heom::linalg::C64;
@@ -46,18 +47,26 @@ fn to_py(py: Python<'_>, err: HeomError) -> PyErr {
 }
 
 /// Run the core's `work` detached from Python (other threads run meanwhile), handing it a
-/// cancellation check (see `heom/cancel.rs`) that re-attaches and runs Python's signal handlers.
-/// An exception they raise (KeyboardInterrupt on Ctrl-C) stops the work and is the error
-/// returned; other core errors become exceptions of `qpump.errors`.
-fn detached<T, W>(py: Python<'_>, work: W) -> PyResult<T>
+/// check (see `heom/cancel.rs`) that re-attaches, runs Python's signal handlers and then
+/// `progress(x)`, if given, with the work's progress x. An exception either raises
+/// (KeyboardInterrupt on Ctrl-C) stops the work and is the error returned; other core errors
+/// become exceptions of `qpump.errors`.
+fn detached<T, W>(py: Python<'_>, progress: Option<Py<PyAny>>, work: W) -> PyResult<T>
 where
     T: Send,
-    W: FnOnce(&mut dyn FnMut() -> HeomResult<()>) -> HeomResult<T> + Send,
+    W: FnOnce(&mut Check<'_>) -> HeomResult<T> + Send,
 {
     let mut raised = None;
     let res = py.detach(|| {
-        work(&mut || {
-            Python::attach(|py| py.check_signals()).map_err(|exc| {
+        work(&mut |done| {
+            Python::attach(|py| {
+                py.check_signals()?;
+                match &progress {
+                    Some(callback) => callback.call1(py, (done,)).map(drop),
+                    None => Ok(()),
+                }
+            })
+            .map_err(|exc| {
                 raised = Some(exc);
                 HeomError::Interrupted
             })
@@ -254,13 +263,16 @@ impl HeomCore {
     }
 
     /// Propagate through the (non-decreasing) output times, releasing the GIL; a signal (Ctrl-C)
-    /// stops it between two steps and raises the handler's exception (KeyboardInterrupt).
+    /// stops it between two steps and raises the handler's exception (KeyboardInterrupt), and
+    /// `progress(t)`, if given, is called with the time reached about ten times a second.
     /// Returns rho (n_t, d, d), heat current (n_t, n_baths), interaction energy (n_t, n_baths).
+    #[pyo3(signature = (times, progress=None))]
     #[allow(clippy::type_complexity)]
     fn propagate<'py>(
         &mut self,
         py: Python<'py>,
         times: PyReadonlyArray1<'_, f64>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<(
         Bound<'py, PyArray3<C64>>,
         Bound<'py, PyArray2<f64>>,
@@ -270,7 +282,7 @@ impl HeomCore {
         let solver = &mut self.inner;
         let d = solver.d;
         let nb = solver.baths.len();
-        let (rho, heat, eint) = detached(py, |check| {
+        let (rho, heat, eint) = detached(py, progress, |check| {
             let mut rho = Vec::with_capacity(times.len() * d * d);
             let mut heat = Vec::with_capacity(times.len() * nb);
             let mut eint = Vec::with_capacity(times.len() * nb);
@@ -321,7 +333,7 @@ impl HeomCore {
         usize,
     )> {
         let solver = &self.inner;
-        let t = detached(py, |check| solver.generator_triplets(check))?;
+        let t = detached(py, None, |check| solver.generator_triplets(check))?;
         Ok((
             Array1::from_vec(t.rows).into_pyarray(py),
             Array1::from_vec(t.cols).into_pyarray(py),

@@ -600,3 +600,35 @@ def test_steady_frame_choice_and_errors():
     assert not HEOMSolver(H0, closed, depth=2).run(rho0, times).stats["steady_frame"]
     with pytest.raises((InvalidParameterError, IntegrationError), match="steady"):
         HEOMSolver(H0, closed, depth=2, steady_frame=True).run(rho0, times)
+
+
+@pytest.mark.parametrize("rho0,needle", [
+    (2 * correlated_state(), "has trace 2"),
+    (correlated_state() + 1e-6j * np.triu(np.ones((4, 4)), 1), "is not Hermitian"),
+    (np.diag([1.1, -0.1, 0.0, 0.0]), "is not positive: its smallest eigenvalue is -0.1"),
+])
+def test_an_initial_state_that_is_not_a_density_matrix_is_refused(rho0, needle):
+    from qpump.errors import InvalidStateError
+
+    solver = HEOMSolver(H0, [DrudeLorentzBath(QA, 0.01, 2.0, 2.0)], depth=2)
+    with pytest.raises(InvalidStateError, match=needle):
+        solver.run(rho0, [0.0, 1.0])
+    whole = solver.steady_state()
+    bad = ADOState(whole.ados.copy(), whole.labels)
+    bad.ados[0] = rho0
+    with pytest.raises(InvalidStateError, match=f"rho0.rho {needle}"):
+        solver.run(bad, [0.0, 1.0])
+    solver.run(correlated_state() * (1 + 1e-9), [0.0, 1.0])  # rounding is not an error
+
+
+def test_progress_reports_the_time_reached_and_changes_nothing():
+    baths = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0), DrudeLorentzBath(QB, 0.023, 2.0, 1.0)]
+    solver = HEOMSolver(H0 + v_ab(), baths, depth=5, steady_frame=False)
+    times = np.linspace(0.0, 300.0, 31)
+    seen: list[float] = []
+    with_progress = solver.run(correlated_state(), times, progress=seen.append)
+    plain = solver.run(correlated_state(), times)
+    assert seen, "a run of this length reports at least once"
+    assert np.all(np.diff(seen) > 0) and 0 < seen[0] and seen[-1] < 300.0
+    assert np.array_equal(with_progress.rho, plain.rho)  # one propagation either way
+    assert with_progress.stats["steps"] == plain.stats["steps"]

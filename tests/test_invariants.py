@@ -78,8 +78,8 @@ def test_correct_runs_pass_from_weak_to_strong_coupling(kappa_a, depth):
 def test_a_wrong_heat_current_is_caught(monkeypatch):
     evolve = _HEOMBackend.evolve
 
-    def one_percent_off(self, state, hamiltonian, times):
-        seg = evolve(self, state, hamiltonian, times)
+    def one_percent_off(self, state, hamiltonian, times, progress=None):
+        seg = evolve(self, state, hamiltonian, times, progress)
         return seg.__class__(seg.times, seg.rho, seg.heat_current, 1.01 * seg.heat,
                              seg.interaction_energy, seg.final_state, seg.heat_error)
 

@@ -78,3 +78,47 @@ def test_product_start_carries_a_switch_on_transient():
     product = HeatPump(initial="product", cycles=1, tau_relax=200.0).run(normal_reference=False)
     assert product.cycles[0].Q_A < 0 < product.cycles[0].Q_B
     assert abs(product.cycles[0].first_law_residual) < 1e-7
+
+
+_PEAK_SCRIPT = """
+import json, sys
+from qpump.cli import main
+from qpump.pump import HeatPump
+import qpump.figures  # what `qpump pump` has imported when it plans the run
+depth = int(sys.argv[1])
+estimate = HeatPump(depth=depth, cycles=1, tau_relax=50.0).memory_estimate()["total"]
+status = main(["pump", "--depth", str(depth), "--cycles", "1", "--relax", "50", "-o", sys.argv[2],
+               "--no-progress"])
+# VmHWM, not ru_maxrss: the latter keeps the peak of the forked parent across exec.
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
+print(json.dumps({"status": status, "estimate": estimate, "peak": peak}))
+"""
+
+
+@pytest.mark.parametrize("depth", [3, 6])
+def test_the_memory_estimate_is_within_a_factor_2_of_the_measured_peak(depth, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    # One BLAS thread: SuperLU's spinning BLAS threads slow the LU many times on a busy machine,
+    # and do not change its memory.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(depth), str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    run = json.loads(proc.stdout.splitlines()[-1])
+    assert run["status"] == 0, proc.stderr
+    assert 0.5 < run["peak"] / run["estimate"] < 2.0, run
+
+
+def test_a_run_that_will_not_fit_is_refused_before_it_starts():
+    from qpump.errors import HierarchyTooLargeError
+
+    pump = HeatPump(depth=8, memory_limit_bytes=1024**3)
+    parts = pump.memory_estimate()
+    assert parts["sparse LU"] > 1024**3 > parts["ADOs and integrator"]  # the LU is the peak
+    with pytest.raises(HierarchyTooLargeError, match=r"needs about 2\.\d+ GiB at its peak .*"
+                                                     r"sparse LU .*--memory-limit"):
+        pump.run()

@@ -270,7 +270,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          progress=not args.no_progress,
                          log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout))
     except KeyboardInterrupt:
-        print(f"qpump sweep: interrupted; the finished points are kept in {args.output}/points.jsonl "
+        print(f"\rqpump sweep: interrupted; the finished points are kept in {args.output}/points.jsonl "
               "(no results.csv yet): run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     failed = [r for r in rows if r.get("error")]
@@ -420,6 +420,12 @@ def _build_parser() -> argparse.ArgumentParser:
             "PRA 106, 062604, 2022). Units: hbar = k_B = omega = 1; entropies in nats. Angles "
             "accept pi expressions such as -pi/2."
         ),
+        epilog=(
+            "Exit status: 0 done (every invariant of the result checked), 2 bad input, 3 a "
+            "computation that failed its own checks or an output that could not be written, 130 "
+            "interrupted. JSON output is strict: inf is written as \"inf\", an undefined number "
+            "as null."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -477,7 +483,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "deviation, tolerance, pass/fail): closed form vs exact propagation vs Aer; Aer with "
             "bath channels vs lindblad.py; lindblad.py vs HEOM at weak coupling (measured); the "
             "pump on HEOM and on Aer side by side; state preparation; exported circuits. Exit "
-            "status 1 when a check fails."
+            "status 3 when a check fails."
         ),
     )
     _pump_options(p)
@@ -620,8 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupted(name: str) -> int:
-    """Report an interruption in one line (after whatever a progress bar left on the line)."""
-    print(f"{name}: interrupted; no partial result was written", file=sys.stderr)
+    """Report an interruption in one line; the carriage return starts it at the beginning of the
+    line a progress bar may still occupy."""
+    print(f"\r{name}: interrupted; no partial result was written", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

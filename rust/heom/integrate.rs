@@ -11,7 +11,7 @@
 //! This is the alternative stepper (`method="etdrk4"`); the default is the exponential Adams
 //! predictor-corrector of `multistep.rs`, which needs two sweeps per step.
 
-use super::cancel::{never, Throttle};
+use super::cancel::{never, Check, Throttle};
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
 use super::multistep::phi_list;
@@ -263,7 +263,7 @@ impl Solver {
         &mut self,
         times: &[f64],
         mut on_output: F,
-        check: &mut dyn FnMut() -> HeomResult<()>,
+        check: &mut Check<'_>,
     ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
@@ -304,7 +304,7 @@ impl Solver {
         let mut failures = 0;
         let mut throttle = Throttle::new(check);
         while self.t < target {
-            throttle.poll()?;
+            throttle.poll(self.t)?;
             let remaining = target - self.t;
             if self.h_next <= 0.0 {
                 self.h_next = 0.05_f64.min(self.max_step);
@@ -455,7 +455,7 @@ mod tests {
             s.set_state(0.0, &ados).unwrap();
             let mut calls = 0;
             let mut outputs = 0;
-            let res = s.propagate_cancellable(&[0.0, 1e9], |_, _| outputs += 1, &mut || {
+            let res = s.propagate_cancellable(&[0.0, 1e9], |_, _| outputs += 1, &mut |_| {
                 calls += 1;
                 if calls < 3 {
                     Ok(())

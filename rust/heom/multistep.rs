@@ -12,7 +12,7 @@
 //! low ones (larger stability region) once a decaying solution has made the steps long. Two
 //! coupling sweeps per step.
 
-use super::cancel::Throttle;
+use super::cancel::{Check, Throttle};
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
 use super::observables::Observation;
@@ -244,7 +244,7 @@ impl Solver {
         &mut self,
         times: &[f64],
         on_output: F,
-        check: &mut dyn FnMut() -> HeomResult<()>,
+        check: &mut Check<'_>,
     ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
@@ -264,7 +264,7 @@ impl Solver {
         &mut self,
         times: &[f64],
         on_output: F,
-        check: &mut dyn FnMut() -> HeomResult<()>,
+        check: &mut Check<'_>,
     ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
@@ -277,7 +277,7 @@ impl Solver {
         &mut self,
         times: &[f64],
         mut on_output: F,
-        check: &mut dyn FnMut() -> HeomResult<()>,
+        check: &mut Check<'_>,
     ) -> HeomResult<()>
     where
         F: FnMut(usize, Observation),
@@ -312,7 +312,7 @@ impl Solver {
         let mut retrying = false;
         let mut throttle = Throttle::new(check);
         while self.t < target {
-            throttle.poll()?;
+            throttle.poll(self.t)?;
             if self.h_next <= 0.0 {
                 self.h_next = 1e-3_f64.min(self.max_step);
             }

@@ -3,7 +3,7 @@
 //! steady-state solve (done on the Python side with scipy.sparse) and as an independent check
 //! of the matrix-free right-hand side.
 
-use super::cancel::Throttle;
+use super::cancel::{Check, Throttle};
 use super::error::HeomResult;
 use super::hierarchy::NONE;
 use super::linalg::{matmul, C64};
@@ -57,10 +57,7 @@ impl Solver {
     /// The full generator (system Liouvillian with terminators, decays and tier couplings) for
     /// the current Hamiltonian, acting on rescaled ADOs in the computational basis. `check` is
     /// consulted between ADOs (see `cancel.rs`); its error stops the assembly and is returned.
-    pub fn generator_triplets(
-        &self,
-        check: &mut dyn FnMut() -> HeomResult<()>,
-    ) -> HeomResult<Triplets> {
+    pub fn generator_triplets(&self, check: &mut Check<'_>) -> HeomResult<Triplets> {
         let d = self.d;
         let d2 = d * d;
         let n = self.n_ados();
@@ -74,7 +71,7 @@ impl Solver {
         let q2: Vec<Vec<C64>> = self.baths.iter().map(|b| matmul(&b.q, &b.q, d)).collect();
         let mut throttle = Throttle::new(check);
         for a in 0..n {
-            throttle.poll()?;
+            throttle.poll(a as f64)?;
             // -i [H, x] - g_a x
             t.add_sandwich(d, a, a, -i1, &self.h, &one);
             t.add_sandwich(d, a, a, i1, &one, &self.h);
