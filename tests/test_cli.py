@@ -146,17 +146,8 @@ def test_a_rejected_run_leaves_no_folder(tmp_path, capsys):
     assert "--memory-limit" in err[2]
 
 
-def test_a_failed_check_exits_3_with_one_line_and_no_result(tmp_path, capsys, monkeypatch):
-    from qpump.pump import _HEOMBackend
-
-    evolve = _HEOMBackend.evolve
-
-    def broken(self, state, hamiltonian, times, progress=None):
-        seg = evolve(self, state, hamiltonian, times, progress)
-        return seg.__class__(seg.times, seg.rho, seg.heat_current, 1.5 * seg.heat,
-                             seg.interaction_energy, seg.final_state, seg.heat_error)
-
-    monkeypatch.setattr(_HEOMBackend, "evolve", broken)
+def test_a_failed_check_exits_3_with_one_line_and_no_result(tmp_path, capsys, heat_scaled_by):
+    heat_scaled_by(1.5)
     out = tmp_path / "out"
     assert main(["pump", "--relax", "50", "--cycles", "1", "-o", str(out), "--no-progress"]) == 3
     captured = capsys.readouterr()
