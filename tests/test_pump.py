@@ -118,7 +118,8 @@ def test_cli_pump_table(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--kappa-a", "-1"], "kappa_a = -1.0 is outside the allowed range [0, inf)"),
+    (["--kappa-a", "-1"], "kappa_a = -1.0 is outside the allowed range (0, inf)"),
+    (["--kappa-b", "0"], "kappa_b = 0.0 is outside the allowed range (0, inf): without a bath qubit B"),
     (["--cycles", "0"], "cycles = 0 must be an integer >= 1"),
     (["--expansion", "x"], "expansion = 'x' must be one of matsubara, pade"),
 ])

@@ -40,10 +40,17 @@ def non_negative(name: str, value: float) -> float:
     return x
 
 
-def non_negative_int(name: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 0, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InvalidParameterError(f"{name} = {value!r} must be an integer >= 0")
+#: Largest truncation parameter (depth, n_exp) accepted: far beyond any hierarchy that fits in
+#: memory, and small enough for every integer type the Rust core counts with.
+MAX_TRUNCATION = 2**31 - 1
+
+
+def non_negative_int(name: str, value: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer in [0, maximum] (>= 0 without ``maximum``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 \
+            or (maximum is not None and value > maximum):
+        allowed = f"in [0, {maximum}]" if maximum is not None else ">= 0"
+        raise InvalidParameterError(f"{name} = {value!r} must be an integer {allowed}")
     return int(value)
 
 

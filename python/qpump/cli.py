@@ -387,8 +387,8 @@ def _pump_options(p: argparse.ArgumentParser) -> None:
     _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
     _number(p, "--delta", -math.pi / 2,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
-    _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, >= 0", dest="kappa_a")
-    _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, >= 0", dest="kappa_b")
+    _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, in (0, inf)", dest="kappa_a")
+    _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, in (0, inf)", dest="kappa_b")
     _number(p, "--gamma", 2.0, "Drude cutoff of both baths, > 0")
     _number(p, "--tau", 6.1, "contact time with V_AB on, in (0, inf)")
     _number(p, "--relax", 500.0, "rethermalization time with V_AB off, in [0, inf)")

@@ -60,12 +60,15 @@ class InvariantViolationError(ComputationError):
         The measured violation.
     tolerance : float
         The largest violation allowed.
+    detail : str
+        What was measured where, and the likely cause.
     """
 
     def __init__(self, check: str, value: float, tolerance: float, detail: str) -> None:
         self.check = check
         self.value = value
         self.tolerance = tolerance
+        self.detail = detail
         super().__init__(f"check failed: {check}: {detail}")
 
 

@@ -23,8 +23,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
-from ._validate import finite, hermitian, non_negative, non_negative_int, positive, square_matrix
+from . import _core, invariants
+from ._validate import (
+    MAX_TRUNCATION,
+    hermitian,
+    non_negative,
+    non_negative_int,
+    positive,
+    square_matrix,
+)
 from .errors import (
     HierarchyTooLargeError,
     IntegrationError,
@@ -80,7 +87,8 @@ class ExponentialBath:
     nu : sequence of float
         Decay rates ``nu_k > 0``.
     delta : float, optional
-        Amplitude of a terminator ``-delta [Q, [Q, .]]`` acting on every ADO (default 0).
+        Amplitude of a terminator ``-delta [Q, [Q, .]]`` acting on every ADO, >= 0 (a negative
+        one would amplify instead of damp; default 0).
 
     Raises
     ------
@@ -110,7 +118,7 @@ class ExponentialBath:
         self._exponents = [
             BathExponent(complex(a), float(b), "generic") for a, b in zip(c_arr, nu_arr, strict=True)
         ]
-        self._delta = finite("delta", delta)
+        self._delta = non_negative("delta", delta)
 
     def _init(self, Q: np.ndarray) -> None:
         self._Q = hermitian("Q", Q)
@@ -202,7 +210,7 @@ class DrudeLorentzBath(ExponentialBath):
         self.kappa = non_negative("kappa", kappa)
         self.gamma = positive("gamma", gamma)
         self.T = positive("T", T)
-        self.n_exp = non_negative_int("n_exp", n_exp)
+        self.n_exp = non_negative_int("n_exp", n_exp, MAX_TRUNCATION)
         if expansion not in ("matsubara", "pade"):
             raise InvalidParameterError(f"expansion = {expansion!r} must be 'matsubara' or 'pade'")
         self.expansion = expansion
@@ -301,21 +309,28 @@ class HEOMResult:
 
 #: How far a user's initial state may be from a density matrix (rounding of a hand-built state).
 STATE_TOL = 1e-8
+#: How far a user's initial state may be from trace one: a tenth of what the result is checked
+#: against (``invariants.TRACE_TOL``), so that an accepted state never fails that check.
+STATE_TRACE_TOL = 1e-10
 
 
 def _check_state(name: str, rho: np.ndarray) -> None:
     """Raise InvalidStateError unless ``rho`` is a density matrix (Hermitian, trace one and
-    positive, each within :data:`STATE_TOL`)."""
+    positive, within :data:`STATE_TOL`, the trace within :data:`STATE_TRACE_TOL`)."""
     scale = max(1.0, float(np.max(np.abs(rho))))
     herm = float(np.max(np.abs(rho - rho.conj().T)))
     if herm > STATE_TOL * scale:
         raise InvalidStateError(
             f"{name} is not Hermitian: max |{name} - {name}^dagger| = {herm:.3g} "
             f"(allowed {STATE_TOL:g}); give a density matrix")
-    trace = complex(np.trace(rho))
-    if abs(trace - 1.0) > STATE_TOL:
+    biggest = float(np.max(np.abs(rho)))
+    if biggest > 1.0 + STATE_TOL:  # |rho_ij| <= 1 for every density matrix
         raise InvalidStateError(
-            f"{name} has trace {trace.real:.6g} (must be 1 within {STATE_TOL:g}); give a density "
+            f"{name} has an entry of magnitude {biggest:.3g} > 1; give a density matrix")
+    trace = complex(np.trace(rho))
+    if abs(trace - 1.0) > STATE_TRACE_TOL:
+        raise InvalidStateError(
+            f"{name} has trace {trace.real:.6g} (must be 1 within {STATE_TRACE_TOL:g}); give a density "
             "matrix (normalise it by its trace)")
     lowest = float(np.linalg.eigvalsh(0.5 * (rho + rho.conj().T))[0])
     if lowest < -STATE_TOL:
@@ -493,7 +508,7 @@ class HEOMSolver:
                 )
             if b.Q.shape != (d, d):
                 raise InvalidParameterError(f"baths[{i}].Q has shape {b.Q.shape} but H has shape {(d, d)}")
-        self.depth = non_negative_int("depth", depth)
+        self.depth = non_negative_int("depth", depth, MAX_TRUNCATION)
         rtol = positive("rtol", rtol)
         atol = positive("atol", atol)
         max_step = positive("max_step", max_step, allow_inf=True)
@@ -642,9 +657,13 @@ class HEOMSolver:
             For bad shapes, non-finite or decreasing times.
         InvalidStateError
             If ``rho0`` (or the system state of an ADOState) is not a density matrix: not
-            Hermitian, trace not one, or not positive (each within ``STATE_TOL = 1e-8``).
+            Hermitian or not positive (within ``STATE_TOL = 1e-8``), or its trace is not one
+            (within ``STATE_TRACE_TOL = 1e-10``).
         IntegrationError
             If a non-finite value appears while integrating.
+        InvariantViolationError
+            If the result loses trace one or Hermiticity (to 1e-9; e.g. a bath whose terminator
+            amplifies).
         """
         t = np.asarray(times, dtype=float)
         if t.ndim != 1 or t.size == 0:
@@ -670,6 +689,10 @@ class HEOMSolver:
         finally:
             if bar is not None:
                 bar.close()
+        # Trace and Hermiticity are kept by the generator's structure: losing them means the
+        # integration broke (positivity is the caller's to judge: a truncated hierarchy may
+        # lose it at strong coupling, and the pump checks it).
+        invariants.check_density_matrices(rho, "HEOMSolver.run", times=t, positivity=False)
         wall = time.perf_counter() - start
         after = dict(self._core.stats())
         final = ADOState(self._core.state(), self._labels, float(t[-1]))
@@ -705,7 +728,7 @@ class HEOMSolver:
         key = self._H.tobytes()
         if key not in self._stationary:
             try:
-                self.steady_state()  # caches a read-only copy under this key
+                self._stationary_hierarchy()  # cached under this key
             except InvalidParameterError:
                 if self._frame_required:
                     raise
@@ -728,7 +751,7 @@ class HEOMSolver:
         """Steady state of the whole hierarchy for the current Hamiltonian.
 
         Solves ``L x = 0`` with ``tr rho = 1`` (the trace condition replaces one equation) with a
-        sparse direct solver.
+        sparse direct solver, and checks that the system state is a density matrix.
 
         Returns
         -------
@@ -742,7 +765,22 @@ class HEOMSolver:
             ``memory_limit_bytes`` (checked before the matrix is built).
         InvalidParameterError
             If the steady state is not unique (singular generator).
+        InvariantViolationError
+            If the solution's system state is not a density matrix (e.g. a negative eigenvalue:
+            a part of the system without a bath, or a truncation too poor for the model).
         """
+        state = self._stationary_hierarchy()
+        invariants.check_density_matrices(
+            state.rho, "the steady state",
+            cause="the model may have no unique steady state (a part of the system without a "
+                  "bath) or the truncation (depth, n_exp, expansion) is too poor for it")
+        return ADOState(state.ados.copy(), self._labels, 0.0)
+
+    def _stationary_hierarchy(self) -> ADOState:
+        """The stationary hierarchy of the current H, solved once per H and cached read-only."""
+        key = self._H.tobytes()
+        if self._stationary.get(key) is not None:
+            return self._stationary[key]
         need = steady_state_memory_bytes(self.n_ados, self.dim, self._labels.shape[1], self.depth)
         now = process_memory_bytes()
         if now + need > self._memory_limit:
@@ -772,13 +810,15 @@ class HEOMSolver:
 
         x = call_interruptibly(solve)
         if not np.all(np.isfinite(x)):
-            raise InvalidParameterError("the steady state is not unique for this model (singular generator)")
+            raise InvalidParameterError(
+                "the steady state is not unique for this model or not computable (singular "
+                "generator: a part of the system without a bath, or couplings so large that the "
+                "matrix overflows)")
         scales = self._core.ado_scales()
         ados = x.reshape(self.n_ados, d, d) * scales[:, None, None]
         ados[0] = 0.5 * (ados[0] + ados[0].conj().T)
         if len(self._stationary) >= 8:
             self._stationary.clear()
-        cached = ados.copy()
-        cached.setflags(write=False)
-        self._stationary[self._H.tobytes()] = ADOState(cached, self._labels, 0.0)
-        return ADOState(ados, self._labels, 0.0)
+        ados.setflags(write=False)
+        self._stationary[key] = ADOState(ados, self._labels, 0.0)
+        return self._stationary[key]

@@ -47,7 +47,7 @@ FIRST_LAW_MARGIN = 10.0
 
 
 def check_density_matrices(rho: np.ndarray, where: str, times: np.ndarray | None = None,
-                           cause: str = "") -> float:
+                           cause: str = "", positivity: bool = True) -> float:
     """Check trace, Hermiticity and positivity of a stack of density matrices.
 
     Parameters
@@ -59,6 +59,9 @@ def check_density_matrices(rho: np.ndarray, where: str, times: np.ndarray | None
         The time of each state, to name where a violation happens.
     cause : str, optional
         The likely cause of a negative eigenvalue, appended to the message.
+    positivity : bool, optional
+        Check positivity too (default); without it the smallest eigenvalue is not computed and
+        NaN is returned.
 
     Returns
     -------
@@ -94,6 +97,8 @@ def check_density_matrices(rho: np.ndarray, where: str, times: np.ndarray | None
             "hermiticity", float(herm_dev[worst]), HERMITICITY_TOL,
             f"{where}: max |rho - rho^dagger| = {herm_dev[worst]:.3g}{at(worst)} "
             f"(allowed {HERMITICITY_TOL:g})")
+    if not positivity:
+        return float("nan")
     lowest = np.linalg.eigvalsh(0.5 * (rho + rho.conj().transpose(0, 2, 1)))[:, 0]
     worst = int(np.argmin(lowest))
     if lowest[worst] < -POSITIVITY_TOL:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _validate as check
 from . import invariants
-from .errors import InvalidParameterError, InvalidStateError
+from .errors import InvalidParameterError, InvalidStateError, InvariantViolationError
 from .info import concurrence, local_energies, mutual_information, partial_trace
 from .info import von_neumann_entropy as entropy
 from .states import (
@@ -110,6 +110,9 @@ class _HEOMBackend:
         from .heom import DrudeLorentzBath, HEOMSolver
 
         self.TA, self.TB = pump.TA, pump.TB
+        self.where = (f"TA = {pump.TA:g}, TB = {pump.TB:g}, kappa_a = {pump.kappa_a:g}, "
+                      f"kappa_b = {pump.kappa_b:g}, gamma = {pump.gamma:g}, depth = {pump.depth}, "
+                      f"n_exp = {pump.n_exp} ({pump.expansion})")
         baths = [
             DrudeLorentzBath(Q_A, pump.kappa_a, pump.gamma, pump.TA, n_exp=pump.n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
@@ -137,7 +140,13 @@ class _HEOMBackend:
         if self.log:
             self.log(f"steady state of {what}: sparse LU ...")
         start = time.perf_counter()
-        state = self.solver.steady_state()
+        try:
+            state = self.solver.steady_state()
+        except InvalidParameterError as err:  # name the pump's parameters, not the solver's
+            raise InvalidParameterError(f"steady state of {what} at {self.where}: {err}") from None
+        except InvariantViolationError as err:
+            raise InvariantViolationError(err.check, err.value, err.tolerance,
+                                          f"{what} at {self.where}: {err.detail}") from None
         if self.log:
             self.log(f"steady state of {what}: done in {time.perf_counter() - start:.1f} s")
         return state
@@ -255,7 +264,8 @@ class HeatPump:
     delta : float
         delta = phi_V - phi_chi (phi_chi = 0, phi_V = delta); -pi/2 pumps from B to A.
     kappa_a, kappa_b : float
-        Reorganisation energies of the Drude-Lorentz baths (>= 0).
+        Reorganisation energies of the Drude-Lorentz baths (> 0: each qubit needs its bath to
+        rethermalize).
     gamma : float
         Drude cutoff of both baths (> 0).
     tau : float
@@ -314,14 +324,18 @@ class HeatPump:
     def __post_init__(self) -> None:
         for name in ("TA", "TB", "omega_c", "gamma", "tau", "dt_contact", "dt_relax"):
             check.positive(name, getattr(self, name))
-        for name in ("kappa_a", "kappa_b", "tau_relax"):
-            check.non_negative(name, getattr(self, name))
+        for name, qubit in (("kappa_a", "A"), ("kappa_b", "B")):
+            if check.finite(name, getattr(self, name)) <= 0:
+                raise InvalidParameterError(
+                    f"{name} = {getattr(self, name)} is outside the allowed range (0, inf): "
+                    f"without a bath qubit {qubit} never rethermalizes and has no steady state")
+        check.non_negative("tau_relax", self.tau_relax)
         check.finite("delta", self.delta)
         if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) \
                 or self.cycles < 1:
             raise InvalidParameterError(f"cycles = {self.cycles!r} must be an integer >= 1")
-        check.non_negative_int("depth", self.depth)
-        check.non_negative_int("n_exp", self.n_exp)
+        check.non_negative_int("depth", self.depth, check.MAX_TRUNCATION)
+        check.non_negative_int("n_exp", self.n_exp, check.MAX_TRUNCATION)
         for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
                               ("solver", SOLVERS)):
             check.one_of(name, getattr(self, name), allowed)

@@ -54,7 +54,9 @@ def excited_population(T: float) -> float:
         Temperature in units of the qubit gap, in (0, inf]; ``inf`` gives 1/2.
     """
     T = check.positive("T", T, allow_inf=True)
-    return 1.0 / (1.0 + math.exp(1.0 / T)) if math.isfinite(T) else 0.5
+    if 1.0 / T > 700.0:  # e^{1/T} would overflow: the population is e^{-1/T} < 1e-304
+        return math.exp(-1.0 / T)
+    return 1.0 / (1.0 + math.exp(1.0 / T))
 
 
 def gibbs_state(T: float) -> np.ndarray:
