@@ -317,16 +317,15 @@ STATE_TRACE_TOL = 1e-10
 def _check_state(name: str, rho: np.ndarray) -> None:
     """Raise InvalidStateError unless ``rho`` is a density matrix (Hermitian, trace one and
     positive, within :data:`STATE_TOL`, the trace within :data:`STATE_TRACE_TOL`)."""
-    scale = max(1.0, float(np.max(np.abs(rho))))
-    herm = float(np.max(np.abs(rho - rho.conj().T)))
-    if herm > STATE_TOL * scale:
-        raise InvalidStateError(
-            f"{name} is not Hermitian: max |{name} - {name}^dagger| = {herm:.3g} "
-            f"(allowed {STATE_TOL:g}); give a density matrix")
     biggest = float(np.max(np.abs(rho)))
     if biggest > 1.0 + STATE_TOL:  # |rho_ij| <= 1 for every density matrix
         raise InvalidStateError(
             f"{name} has an entry of magnitude {biggest:.3g} > 1; give a density matrix")
+    herm = float(np.max(np.abs(rho - rho.conj().T)))
+    if herm > STATE_TOL:
+        raise InvalidStateError(
+            f"{name} is not Hermitian: max |{name} - {name}^dagger| = {herm:.3g} "
+            f"(allowed {STATE_TOL:g}); give a density matrix")
     trace = complex(np.trace(rho))
     if abs(trace - 1.0) > STATE_TRACE_TOL:
         raise InvalidStateError(
