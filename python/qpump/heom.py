@@ -741,7 +741,8 @@ class HEOMSolver:
             if self._frame_required:
                 raise IntegrationError(
                     f"steady_frame: the stationary state is not accurate enough (max |L y_s| = "
-                    f"{residual:.2e} over a span of {span:g}); use steady_frame=False"
+                    f"{residual:.2e} over a span of {span:g}; the generator may be singular, with "
+                    "no unique steady state); use steady_frame=False"
                 )
             return None
         return residual
@@ -815,6 +816,12 @@ class HEOMSolver:
                 "matrix overflows)")
         scales = self._core.ado_scales()
         ados = x.reshape(self.n_ados, d, d) * scales[:, None, None]
+        # A singular generator can also give a finite solution of enormous size (seen: 1e17 for
+        # pure dephasing); no density matrix has an entry above 1.
+        if float(np.max(np.abs(ados[0]))) > 1.0 + 1e-6:
+            raise InvalidParameterError(
+                "the steady state is not unique for this model (singular generator: the solve "
+                f"gave a system state with entries of size {np.max(np.abs(ados[0])):.3g})")
         ados[0] = 0.5 * (ados[0] + ados[0].conj().T)
         if len(self._stationary) >= 8:
             self._stationary.clear()

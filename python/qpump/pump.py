@@ -65,7 +65,7 @@ class Segment:
 class _LindbladBackend:
     #: The heat comes from exact matrix exponentials (no quadrature, no step control).
     rtol = 1e-12
-    truncation_hint = ""
+    truncation_hint = contact_hint = ""
     log = None
 
     def __init__(self, pump: HeatPump):
@@ -129,6 +129,11 @@ class _HEOMBackend:
                      f"{self.solver.n_ados * 16}")
         self.truncation_hint = (f"the hierarchy (depth = {pump.depth}, n_exp = {pump.n_exp}) may be "
                                 "too shallow for this coupling: raise depth or n_exp")
+        # Adding chi to the system part of a state correlated with the baths need not give a
+        # positive system-bath state; the reduced dynamics then leaves the state space.
+        self.contact_hint = (f"{self.truncation_hint}; or chi added to the bath-dressed state is "
+                             "not a physical system-bath state at these parameters (the first "
+                             "cycle of --initial product starts from a product state instead)")
 
     def initial_state(self, initial: str):
         self.solver.set_hamiltonian(H_FREE)
@@ -474,6 +479,11 @@ class HeatPump:
                 contact = backend.evolve(state, self.coupled_hamiltonian,
                                          np.linspace(0.0, self.tau, n_contact),
                                          progress=_advancing(bar, clock))
+                # Checked before the relaxation starts from it: a state lost in the contact is a
+                # failed check, not an input the relaxation may refuse.
+                invariants.check_density_matrices(contact.rho, f"cycle {index + 1}, contact",
+                                                  times=clock + contact.times,
+                                                  cause=backend.contact_hint)
                 relax_times = np.linspace(0.0, self.tau_relax, n_relax) if self.tau_relax > 0 \
                     else np.zeros(1)
                 relax = backend.evolve(contact.final_state, H_FREE, relax_times,
@@ -516,12 +526,14 @@ class HeatPump:
 
     def _check_cycle(self, index: int, clock: float, contact: Segment, relax: Segment,
                      residual: float, work: float, backend) -> float:
-        """Check the states and the first law of one cycle; return its first-law tolerance."""
+        """Check the relaxation's states and the first law of one cycle (the contact's states are
+        checked as soon as they exist); return the cycle's first-law tolerance."""
         where = f"cycle {index + 1}"
+        invariants.check_density_matrices(relax.rho, f"{where}, relaxation",
+                                          times=clock + self.tau + relax.times,
+                                          cause=backend.truncation_hint)
         flow = work
-        for name, seg, start in (("contact", contact, clock), ("relaxation", relax, clock + self.tau)):
-            invariants.check_density_matrices(seg.rho, f"{where}, {name}", times=start + seg.times,
-                                              cause=backend.truncation_hint)
+        for seg in (contact, relax):
             if seg.times.size > 1:
                 flow += float(np.trapezoid(np.abs(seg.heat_current).sum(axis=1), seg.times))
         quadrature = float(contact.heat_error.sum() + relax.heat_error.sum())
