@@ -112,8 +112,11 @@ def drude_lorentz(draw):
 def exponential(draw):
     Q, ok_q = draw(_operators(1.5, other_size=True))
     n = draw(st.integers(0, 2))
+    # Re c >= 0 (see the module docstring); |c| below 1e-100 is 0 here: smaller amplitudes
+    # underflow the ADO scaling (test_tiny_exponent_amplitude_is_refused_or_runs).
     c = draw(st.lists(st.complex_numbers(max_magnitude=1.0, allow_nan=False, allow_infinity=False)
-                      .map(lambda z: complex(abs(z.real), z.imag)), min_size=n, max_size=n))
+                      .map(lambda z: complex(abs(z.real), z.imag) if abs(z) > 1e-100 else 0j),
+                      min_size=n, max_size=n))
     nu = draw(st.lists(_log_uniform(0.05, 50.0), min_size=n, max_size=n))
     ok = True
     flaw = draw(st.sampled_from([None] * 6 + ["length", "c_nan", "c_inf", "nu_zero", "nu_negative",
@@ -180,7 +183,7 @@ def _classify(rho) -> bool | None:
     with np.errstate(all="ignore"):
         scale = max(1.0, float(np.max(np.abs(arr))))
         herm = float(np.max(np.abs(arr - arr.conj().T)))
-        trace = abs(complex(np.trace(arr)) - 1)
+        trace = float(np.abs(np.trace(arr) - 1))
         lowest = float(np.linalg.eigvalsh(0.5 * (arr + arr.conj().T))[0]) \
             if np.all(np.isfinite(arr + arr.conj().T)) else -INF
     if herm > 100 * STATE_TOL * scale or trace > 100 * STATE_TOL or lowest < -100 * STATE_TOL:
@@ -432,3 +435,12 @@ def test_pure_dephasing_run_keeps_rho0_or_says_not_unique(steady_frame, h, baths
         assert steady_frame is True and ("not unique" in str(err) or "singular" in str(err))
         return
     np.testing.assert_allclose(result.rho[0], I2 / 2, atol=1e-12)
+
+
+def test_tiny_exponent_amplitude_is_refused_or_runs():
+    """Found by the properties above: an amplitude of 1e-300 underflowed the ADO scaling
+    (s_n ~ |c|^(n/2)) into NaN ADOs; it is now refused, naming the exponent."""
+    with pytest.raises(InvalidParameterError, match=r"exponent 0: \|c\| = 1e-300 is so small"):
+        HEOMSolver(SX, [ExponentialBath(SX, [1e-300], [1.0])], 3)
+    result = HEOMSolver(SX, [ExponentialBath(SX, [1e-150], [1.0])], 3).run(I2 / 2, [0.0, 1.0])
+    assert np.all(np.isfinite(result.final_state.ados))

@@ -512,6 +512,15 @@ class HEOMSolver:
         atol = positive("atol", atol)
         max_step = positive("max_step", max_step, allow_inf=True)
         n_exponents = sum(len(b.exponents) for b in baths)
+        for i, b in enumerate(baths):
+            for k, e in enumerate(b.exponents):
+                # The rescaled ADOs divide by |c|^(n/2) (Shi et al. 2009): below this the scale of
+                # the deepest tier underflows to zero and the rescaling breaks.
+                if 0 < abs(e.c) and self.depth * math.log10(abs(e.c)) / 2 < -290:
+                    raise InvalidParameterError(
+                        f"baths[{i}] exponent {k}: |c| = {abs(e.c):.3g} is so small that the ADO "
+                        f"scaling |c|^(depth/2) underflows at depth {self.depth}; give c = 0 for "
+                        "a term that is absent")
         n_ados = _core.ado_count(n_exponents, self.depth)
         if memory_limit_bytes is None:
             limit = default_memory_limit()

@@ -119,8 +119,12 @@ class _HEOMBackend:
             DrudeLorentzBath(Q_B, pump.kappa_b, pump.gamma, pump.TB, n_exp=pump.n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
         ]
-        self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth,
-                                 memory_limit_bytes=pump.memory_limit_bytes)
+        try:
+            self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth,
+                                     memory_limit_bytes=pump.memory_limit_bytes)
+        except InvalidParameterError as err:  # baths[0] is bath A, baths[1] bath B
+            raise type(err)(f"the hierarchy of bath A (baths[0]) and bath B (baths[1]) at "
+                            f"{self.where}: {err}") from None
         self.rtol = self.solver.rtol
         self.log = log if log is not None and self.solver.n_ados * 16 >= ANNOUNCE_DIM else None
         if self.log:
