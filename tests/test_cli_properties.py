@@ -404,3 +404,13 @@ def test_positivity_lost_in_the_contact_is_a_failed_check(tmp_path):
     status, out, err = _invoke(argv)
     assert status == 3, f"exit {status}: {err!r}"
     assert "check failed: positivity: cycle 1, contact" in _check_error("pump", status, out, err)
+
+
+def test_sweep_axis_with_huge_num_is_refused(tmp_path):
+    """Found by the properties above: NUM had no upper bound (a traceback, or 745 GiB)."""
+    outdir = tmp_path / "out"
+    argv = ["sweep", "--axis", "TB=1:2:10000000000000000000", "--set", "relax=1", "-o", str(outdir),
+            "--no-progress", "--json"]
+    status, out, err = _invoke(argv, raw=True)
+    _check_error("sweep", status, out, err)
+    assert not outdir.exists()

@@ -85,7 +85,8 @@ def _operators(scale: float, other_size: bool = False) -> st.SearchStrategy:
 @st.composite
 def drude_lorentz(draw):
     Q, ok_q = draw(_operators(1.5, other_size=True))
-    kappa, ok_k = draw(_with_bad(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+    # (kappa below 1e-100 is 0 here: see test_subnormal_amplitude_is_refused_or_runs.)
+    kappa, ok_k = draw(_with_bad(st.floats(0.0, 1.0).map(lambda k: k if k > 1e-100 else 0.0),
                                  [-1.0, -1e-300, NAN, INF]))
     T, ok_t = draw(_with_bad(_log_uniform(0.02, 20.0), [0.0, -2.0, NAN, -INF, INF]))
     # gamma < pi T (see the module docstring); bad values are bad at any T.
@@ -113,7 +114,8 @@ def exponential(draw):
     Q, ok_q = draw(_operators(1.5, other_size=True))
     n = draw(st.integers(0, 2))
     # Re c >= 0 (see the module docstring); |c| below 1e-100 is 0 here: smaller amplitudes
-    # underflow the ADO scaling (test_tiny_exponent_amplitude_is_refused_or_runs).
+    # underflow the ADO scaling (test_tiny_exponent_amplitude_is_refused_or_runs,
+    # test_subnormal_amplitude_is_refused_or_runs).
     c = draw(st.lists(st.complex_numbers(max_magnitude=1.0, allow_nan=False, allow_infinity=False)
                       .map(lambda z: complex(abs(z.real), z.imag) if abs(z) > 1e-100 else 0j),
                       min_size=n, max_size=n))
@@ -443,4 +445,16 @@ def test_tiny_exponent_amplitude_is_refused_or_runs():
     with pytest.raises(InvalidParameterError, match=r"exponent 0: \|c\| = 1e-300 is so small"):
         HEOMSolver(SX, [ExponentialBath(SX, [1e-300], [1.0])], 3)
     result = HEOMSolver(SX, [ExponentialBath(SX, [1e-150], [1.0])], 3).run(I2 / 2, [0.0, 1.0])
+    assert np.all(np.isfinite(result.final_state.ados))
+
+
+@pytest.mark.parametrize("bath", [
+    lambda: ExponentialBath(SX, [1e-310], [1.0]),
+    lambda: DrudeLorentzBath(SX, 1e-310, 1.0, 1.0, n_exp=0),
+], ids=["c=1e-310", "kappa=1e-310"])
+def test_subnormal_amplitude_is_refused_or_runs(bath):
+    try:
+        result = HEOMSolver(-SY, [bath()], 1).run(I2 / 2, [0.0, 1.0])
+    except InvalidParameterError:
+        return
     assert np.all(np.isfinite(result.final_state.ados))

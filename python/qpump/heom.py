@@ -516,7 +516,7 @@ class HEOMSolver:
             for k, e in enumerate(b.exponents):
                 # The rescaled ADOs divide by |c|^(n/2) (Shi et al. 2009): below this the scale of
                 # the deepest tier underflows to zero and the rescaling breaks.
-                if 0 < abs(e.c) and self.depth * math.log10(abs(e.c)) / 2 < -290:
+                if 0 < abs(e.c) and max(self.depth, 2) * math.log10(abs(e.c)) / 2 < -290:
                     raise InvalidParameterError(
                         f"baths[{i}] exponent {k}: |c| = {abs(e.c):.3g} is so small that the ADO "
                         f"scaling |c|^(depth/2) underflows at depth {self.depth}; give c = 0 for "

@@ -114,16 +114,19 @@ def simpson_error(times: np.ndarray, values: np.ndarray) -> np.ndarray:
 
     Simpson's rule is fourth order, so ``|S_h - S_2h| / 15`` estimates the error of ``S_h``, the
     rule on all points, from ``S_2h``, the same rule on every other point (compared up to the
-    last point both grids share). Returns one estimate per column of ``values``; zeros when there
-    are fewer than five points (too few for the coarse rule; such grids only cover zero-length
-    stretches in qpump).
+    last point both grids share). Returns one estimate per column of ``values``. With fewer than
+    five points the coarse rule does not exist; there the difference between Simpson's rule and
+    the trapezoidal rule (second order) bounds the error generously.
     """
     from scipy.integrate import cumulative_simpson
 
     times = np.asarray(times, dtype=float)
     values = np.asarray(values, dtype=float)
-    if times.size < 5:
+    if times.size < 2:
         return np.zeros(values.shape[1:])
+    if times.size < 5:
+        simpson_total = cumulative_simpson(values, x=times, axis=0)[-1]
+        return np.abs(simpson_total - np.trapezoid(values, times, axis=0))
     end = times.size if times.size % 2 == 1 else times.size - 1
     fine = cumulative_simpson(values[:end], x=times[:end], axis=0)[-1]
     coarse = cumulative_simpson(values[:end:2], x=times[:end:2], axis=0)[-1]

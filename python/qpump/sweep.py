@@ -60,6 +60,8 @@ PARAMETERS: dict[str, tuple[str, type]] = {
 RESULT_COLUMNS = ["Q_A", "Q_B", "I0", "efficiency", "carnot_bound", "W_on", "W_off",
                   "first_law_residual", "tau_used", "wall_time_s", "error"]
 OPTIMIZE_TARGETS = ("Q_B", "efficiency")
+#: Most points on one axis: every point is validated (a HeatPump built) before any run.
+MAX_AXIS_POINTS = 100_000
 # Sweeps default to one cycle: from the equilibrated start every cycle is the same.
 SWEEP_DEFAULTS: dict[str, Any] = {"cycles": 1}
 
@@ -96,8 +98,9 @@ def _values_from_range(kind: str, args: Any, name: str, where: str) -> list[floa
         raise InvalidParameterError(f"{where}: {name}: {kind} takes [start, stop, num]")
     start, stop = (_coerce(name, a, where) for a in args[:2])
     num = args[2]
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise InvalidParameterError(f"{where}: {name}: num = {num!r} must be an integer >= 1")
+    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_AXIS_POINTS:
+        raise InvalidParameterError(
+            f"{where}: {name}: num = {num!r} must be an integer in [1, {MAX_AXIS_POINTS}]")
     if kind == "logspace":
         if start <= 0 or stop <= 0:
             raise InvalidParameterError(f"{where}: {name}: logspace needs start, stop > 0")
