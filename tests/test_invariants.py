@@ -25,7 +25,7 @@ def test_a_correct_state_passes_and_each_violation_is_named():
                                               cause="raise depth")
         assert err.value.check == check
     # Just inside each tolerance passes: the checks are as tight as stated, no tighter.
-    invariants.check_density_matrices(rho * (1 + 0.9e-9 / 4 * 4), "ok")
+    invariants.check_density_matrices(rho * (1 + 0.9e-9), "ok")  # trace 1 + 0.9e-9
     low = np.diag([-0.9e-8, 0.25 + 0.9e-8, 0.375, 0.375]).astype(complex)
     invariants.check_density_matrices(low, "ok")
 

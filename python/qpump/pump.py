@@ -25,7 +25,12 @@ import numpy as np
 
 from . import _validate as check
 from . import invariants
-from .errors import InvalidParameterError, InvalidStateError, InvariantViolationError
+from .errors import (
+    HierarchyTooLargeError,
+    InvalidParameterError,
+    InvalidStateError,
+    InvariantViolationError,
+)
 from .info import concurrence, local_energies, mutual_information, partial_trace
 from .info import von_neumann_entropy as entropy
 from .states import (
@@ -411,8 +416,6 @@ class HeatPump:
             n_exponents = 2 * (self.n_exp + 1)  # per bath: the Drude term and n_exp more
             n_ados = _core.ado_count(n_exponents, self.depth)
             if n_ados is None or n_ados >= 2**32 - 1:
-                from .errors import HierarchyTooLargeError
-
                 raise HierarchyTooLargeError(
                     f"depth = {self.depth} with n_exp = {self.n_exp} gives a hierarchy too large "
                     "to index; lower depth or n_exp")
