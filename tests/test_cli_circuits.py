@@ -13,7 +13,8 @@ def test_export_writes_qasm_qpy_and_manifest(tmp_path, capsys):
     for name in manifest["files"]:
         assert (out / f"{name}.qasm").read_text().startswith("OPENQASM 3")
         assert (out / f"{name}.qpy").stat().st_size > 0
-    assert sum(name.startswith("contact_") for name in manifest["files"]) == 3 * 3
+    assert sum(name.endswith("_ZZ") for name in manifest["files"]) == 3 * 3
+    assert len(manifest["files"]) == 3 * 3 * 9 + 2
 
 
 def test_export_rejects_bad_input(tmp_path, capsys):

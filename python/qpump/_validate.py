@@ -54,6 +54,15 @@ def non_negative_int(name: str, value: int, maximum: int | None = None) -> int:
     return int(value)
 
 
+def positive_int(name: str, value: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer in [1, maximum] (>= 1 without ``maximum``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
+            or (maximum is not None and value > maximum):
+        allowed = f"in [1, {maximum}]" if maximum is not None else ">= 1"
+        raise InvalidParameterError(f"{name} = {value!r} must be an integer {allowed}")
+    return int(value)
+
+
 def one_of(name: str, value: object, allowed: tuple) -> object:
     """Return ``value`` if it is one of ``allowed``, else raise naming them."""
     if value not in allowed:

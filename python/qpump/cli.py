@@ -298,6 +298,7 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
 def _cmd_circuits_export(args: argparse.Namespace) -> int:
     from .errors import InvalidParameterError
     from .quantum import export_circuits
+    from .quantum.backends import parse_layout
 
     check_output_dir(args.output)
     times = None
@@ -306,13 +307,56 @@ def _cmd_circuits_export(args: argparse.Namespace) -> int:
             times = [parse_number(t) for t in args.times.split(",") if t.strip()]
         except argparse.ArgumentTypeError as err:
             raise InvalidParameterError(f"--times: {err}") from None
+    layout = parse_layout(args.layout) if args.layout else None
     manifest = export_circuits(args.output, TA=args.TA, TB=args.TB, omega_c=args.omega_c,
-                               delta=args.delta, times=times)
+                               delta=args.delta, times=times, backend=args.backend, layout=layout,
+                               shots=args.shots)
     if args.json:
         print(dumps(manifest))
     else:
-        print(f"wrote {len(manifest['files'])} circuits (OpenQASM 3 and QPY) and manifest.json "
-              f"to {args.output}")
+        lay = manifest["layout"]
+        gates = [e["two_qubit_gates"] for e in manifest["files"].values()]
+        print(f"wrote {len(manifest['files'])} circuits (OpenQASM 3 and QPY) and manifest.json to "
+              f"{args.output} for backend {manifest['backend']['name']}: A = qubit {lay['A']}, "
+              f"B = qubit {lay['B']}, ancilla = qubit {lay['ancilla']}; {min(gates)}-{max(gates)} "
+              f"two-qubit gates per circuit")
+    return 0
+
+
+def _cmd_experiment_run(args: argparse.Namespace) -> int:
+    from .quantum.experiment import plan_jobs, run_experiment
+    from .quantum.export import load_manifest
+
+    check_output_file(args.output, "-o", (".json",))
+    try:
+        doc = run_experiment(args.circuits, args.output, backend=args.backend, shots=args.shots,
+                             seed=args.seed, twirling=args.twirling,
+                             dynamical_decoupling=args.dynamical_decoupling, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"\rqpump experiment run: interrupted; the finished jobs are saved in {args.output}: run "
+              "the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    manifest, _ = load_manifest(args.circuits)
+    print(f"ran {len(plan_jobs(manifest))} jobs, {len(doc['counts'])} circuits, "
+          f"{sum(doc['shots'].values())} shots on {doc['backend']}; counts written to {args.output}")
+    return 0
+
+
+def _cmd_experiment_analyze(args: argparse.Namespace) -> int:
+    from .quantum.analysis import analyze, write_analysis
+
+    if args.output:
+        check_output_dir(args.output)
+    result = analyze(args.counts, args.manifest, bootstrap=args.bootstrap)
+    if args.output:
+        write_analysis(result, args.output)
+    if args.json:
+        print(dumps(result.to_json()))
+    else:
+        print(result.summary_text())
+        print(result.verdict)
+        if args.output:
+            print(f"analysis.json and the figure written to {args.output}")
     return 0
 
 
@@ -508,10 +552,68 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _pair_options(p)
     p.add_argument("--times", metavar="T1,T2,...", help="contact times (default: 0,2,...,16)")
+    p.add_argument("--backend", default="ideal", metavar="NAME",
+                   help="ideal (logical circuits, the default), generic (GenericBackendV2), a fake "
+                        "device such as fake_sherbrooke (ECR) or fake_torino (CZ), or ibm:NAME (a real "
+                        "device; needs a saved IBM Quantum account); devices need "
+                        "'pip install qpump[hardware]'")
+    p.add_argument("--layout", metavar="A,B[,ANCILLA]",
+                   help="physical qubits of A, B and the ancilla (coupled to B); default: the connected "
+                        "triple of least gate and readout error in the backend's calibration data")
+    p.add_argument("--shots", type=int, default=10_000,
+                   help="suggested shots per tomography setting, >= 1 (default: 10000)")
     p.add_argument("-o", "--output", default="circuits", metavar="DIR",
                    help="output folder (default: circuits)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=_cmd_circuits_export)
+
+    p = sub.add_parser("experiment", help="the hardware experiment: run exported circuits, analyze counts",
+                       description="Run the experiment of paper Sec. III on a backend and analyze it.")
+    experiment = p.add_subparsers(dest="experiment_command", metavar="ACTION", parser_class=_Parser)
+    experiment.required = True
+    p = experiment.add_parser(
+        "run",
+        help="run an exported set with a SamplerV2 primitive and write the counts (resumable)",
+        description=(
+            "Run the circuits of `qpump circuits export` as jobs (readout calibration, then one job "
+            "per contact time) on the backend they were exported for: Aer's SamplerV2 with the "
+            "device's noise model for ideal, generic and fake devices (job k seeded with SEED + k), "
+            "qiskit-ibm-runtime's for ibm:NAME. The counts file is rewritten after every job; "
+            "running the same command again resumes an interrupted run."
+        ),
+    )
+    p.add_argument("circuits", metavar="DIR", help="folder of an exported set (with manifest.json)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="the backend (default: the one the set was exported for; must match it)")
+    p.add_argument("--shots", type=int, help="shots per tomography setting, split over a mixture's "
+                   "branches by weight (default: the manifest's suggestion)")
+    p.add_argument("--seed", type=int, default=20221206,
+                   help="seed of the simulator of job 0; job k uses SEED + k (default: 20221206)")
+    p.add_argument("--twirling", action="store_true",
+                   help="ibm: devices: Pauli twirling of the gates and the measurements")
+    p.add_argument("--dynamical-decoupling", action="store_true", dest="dynamical_decoupling",
+                   help="ibm: devices: dynamical decoupling of idle qubits")
+    p.add_argument("-o", "--output", default="counts.json", metavar="FILE",
+                   help="counts file (default: counts.json); an existing one of the same run is resumed")
+    p.set_defaults(func=_cmd_experiment_run)
+    p = experiment.add_parser(
+        "analyze",
+        help="energies, tomography, concurrence and mutual information with error bars, and a verdict",
+        description=(
+            "Check that the counts belong to the manifest, then report for every contact time E_A, "
+            "E_B, the SED, rho, concurrence and mutual information, raw and readout-mitigated, with "
+            "bootstrap error bars, next to the ideal and the noisy-simulator predictions, and state "
+            "whether the anomalous energy exchange (E_A up, E_B down against T_A > T_B) is detected."
+        ),
+    )
+    p.add_argument("counts", metavar="COUNTS", help="counts file of `qpump experiment run`")
+    p.add_argument("--manifest", metavar="PATH",
+                   help="manifest.json or its folder (default: the one recorded in the counts file)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples, >= 2 (default: 200)")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="write analysis.json and the figure (PNG and PDF) into DIR")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    p.set_defaults(func=_cmd_experiment_analyze)
 
     p = sub.add_parser(
         "sweep",

@@ -4,7 +4,8 @@ Two families, told apart by the command line's exit status:
 
 - bad input (exit status 2): :class:`InvalidParameterError`, :class:`InvalidStateError` and
   :class:`HierarchyTooLargeError`, all :class:`ValueError` subclasses whose message names the
-  parameter, the value received and what is allowed;
+  parameter, the value received and what is allowed; and :class:`MissingExtraError`, a command
+  whose optional dependencies are not installed (the message names the extra);
 - a computation that failed its own checks (exit status 3): :class:`ComputationError` and its
   subclasses :class:`IntegrationError` (the integrator gave up), :class:`InvariantViolationError`
   (a result broke trace, Hermiticity, positivity, the first law or the second law) and
@@ -18,6 +19,7 @@ __all__ = [
     "InvalidParameterError",
     "InvalidStateError",
     "HierarchyTooLargeError",
+    "MissingExtraError",
     "ComputationError",
     "IntegrationError",
     "InvariantViolationError",
@@ -39,6 +41,10 @@ class InvalidStateError(QpumpError, ValueError):
 
 class HierarchyTooLargeError(InvalidParameterError):
     """The run would need more memory than allowed; lower depth or n_exp, or raise the limit."""
+
+
+class MissingExtraError(QpumpError, ImportError):
+    """A command needs an optional dependency that is not installed (the message names the extra)."""
 
 
 class ComputationError(QpumpError, RuntimeError):

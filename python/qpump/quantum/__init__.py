@@ -22,6 +22,8 @@ from .aer_pump import (
     trotter_error_estimate,
 )
 from .contact import append_contact, circuit_operator, contact_circuit, contact_operator
+from .backends import DeviceSpec, Layout, choose_layout, resolve_backend
+from .experiment import run_experiment
 from .export import (
     DEFAULT_TIMES,
     ExportItem,
@@ -29,6 +31,8 @@ from .export import (
     compare_exports,
     export_circuits,
     load_exported,
+    load_manifest,
+    readout_circuits,
     to_qasm,
 )
 from .noise import (
@@ -118,10 +122,18 @@ __all__ = [
     "project_to_state",
     "sample_counts",
     "measure_preparation",
+    # backends and the experiment
+    "DeviceSpec",
+    "Layout",
+    "resolve_backend",
+    "choose_layout",
+    "run_experiment",
     # export
     "DEFAULT_TIMES",
     "ExportItem",
     "circuit_set",
+    "readout_circuits",
+    "load_manifest",
     "to_qasm",
     "export_circuits",
     "load_exported",

@@ -1,0 +1,8 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+bit[2] meas;
+qubit[2] q;
+x q[0];
+x q[1];
+meas[0] = measure q[0];
+meas[1] = measure q[1];

@@ -1,0 +1,9 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+bit[2] meas;
+qubit[2] q;
+rz(pi/2) q[0];
+sx q[0];
+rz(pi/2) q[0];
+meas[0] = measure q[0];
+meas[1] = measure q[1];
