@@ -331,7 +331,8 @@ def _cmd_experiment_run(args: argparse.Namespace) -> int:
     try:
         doc = run_experiment(args.circuits, args.output, backend=args.backend, shots=args.shots,
                              seed=args.seed, twirling=args.twirling,
-                             dynamical_decoupling=args.dynamical_decoupling, progress=sys.stderr.isatty())
+                             dynamical_decoupling=args.dynamical_decoupling, progress=sys.stderr.isatty(),
+                             log=lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
         print(f"\rqpump experiment run: interrupted; the finished jobs are saved in {args.output}: run "
               "the same command to resume", file=sys.stderr)

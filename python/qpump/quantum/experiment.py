@@ -138,7 +138,8 @@ def _resume(path: Path, fresh: dict) -> dict:
 def run_experiment(circuits_dir: str | os.PathLike, output: str | os.PathLike, *, backend: str | None = None,
                    shots: int | None = None, seed: int = DEFAULT_SEED, twirling: bool = False,
                    dynamical_decoupling: bool = False,
-                   progress: bool | Callable[[int, int], None] = False) -> dict:
+                   progress: bool | Callable[[int, int], None] = False,
+                   log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) an exported set and write its counts; returns the counts document.
 
     Parameters
@@ -158,6 +159,8 @@ def run_experiment(circuits_dir: str | os.PathLike, output: str | os.PathLike, *
         Runtime options for ``ibm:`` devices (gate and measurement twirling; dynamical decoupling).
     progress : bool or callable
         A progress bar over the jobs, or a callable ``(jobs done, jobs in all)``.
+    log : callable, optional
+        Receives one line when a run is resumed (how many jobs were already done).
     """
     manifest, root = load_manifest(circuits_dir)
     exported_for = manifest["backend"]["name"]
@@ -179,6 +182,9 @@ def run_experiment(circuits_dir: str | os.PathLike, output: str | os.PathLike, *
     jobs = plan_jobs(manifest)
     records = {job["index"]: job for job in doc["jobs"]}
     todo = [k for k, names in enumerate(jobs) if not all(n in doc["counts"] for n in names)]
+    if log is not None and doc is not fresh:
+        log(f"resuming {output}: {len(jobs) - len(todo)} of {len(jobs)} jobs were done; running the "
+            f"other {len(todo)}")
     report = _progress(progress, len(jobs))
     report(len(jobs) - len(todo))
     noise_model = noise_model_of(device.backend) if device.simulated else None
