@@ -112,7 +112,8 @@ def test_a_killed_run_resumes_and_ends_with_the_counts_of_an_uninterrupted_run(g
     assert [j["seed"] for j in resumed["jobs"]] == [j["seed"] for j in doc["jobs"]]
 
 
-def test_run_rejects_bad_input_in_one_line_and_writes_nothing(generic_set, reference_counts, tmp_path, capsys):
+def test_run_rejects_bad_input_in_one_line_and_writes_nothing(generic_set, reference_counts, tmp_path,
+                                                              capsys):
     root, _ = generic_set
     _, reference = reference_counts
     cases = [

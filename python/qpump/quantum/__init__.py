@@ -21,8 +21,8 @@ from .aer_pump import (
     run_split_reference_pump,
     trotter_error_estimate,
 )
-from .contact import append_contact, circuit_operator, contact_circuit, contact_operator
 from .backends import DeviceSpec, Layout, choose_layout, resolve_backend
+from .contact import append_contact, circuit_operator, contact_circuit, contact_operator
 from .experiment import run_experiment
 from .export import (
     DEFAULT_TIMES,
