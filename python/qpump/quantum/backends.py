@@ -298,13 +298,37 @@ def two_qubit_gate_count(circuit: QuantumCircuit) -> int:
                if inst.operation.num_qubits == 2 and inst.operation.name not in ("barrier", "measure"))
 
 
-def noise_model_of(backend):
-    """Aer's noise model of a device (None for the ideal backend)."""
+def noise_model_of(backend, qubits: Sequence[int] | None = None):
+    """Aer's noise model of a device (None for the ideal backend).
+
+    With ``qubits``, only the errors acting within those qubits, built from the same device models
+    (gate errors with thermal relaxation, readout errors) as ``NoiseModel.from_backend``: identical
+    for circuits on those qubits (tested), and a simulation of a 127-qubit device's noise then
+    costs 0.1 s a job instead of 1.6 s, most of which went into handing Aer the errors of every
+    other qubit.
+    """
     if backend is None:
         return None
     from qiskit_aer.noise import NoiseModel
 
-    return NoiseModel.from_backend(backend)
+    if qubits is None:
+        return NoiseModel.from_backend(backend)
+    from warnings import catch_warnings, filterwarnings
+
+    from qiskit_aer.noise.device.models import basic_device_gate_errors, basic_device_readout_errors
+
+    keep = set(qubits)
+    model = NoiseModel(basis_gates=backend.operation_names)
+    for error_qubits, error in basic_device_readout_errors(target=backend.target):
+        if set(error_qubits) <= keep:
+            model.add_readout_error(error, error_qubits)
+    with catch_warnings():
+        filterwarnings("ignore", category=DeprecationWarning, module="qiskit_aer.noise")
+        gate_errors = basic_device_gate_errors(target=backend.target)
+    for name, error_qubits, error in gate_errors:
+        if set(error_qubits) <= keep:
+            model.add_quantum_error(error, name, error_qubits)
+    return model
 
 
 def readout_assignment(backend, qubit: int) -> np.ndarray:
@@ -328,7 +352,8 @@ def noisy_probabilities(isa_circuits: Sequence[QuantumCircuit], backend, layout:
     """
     from qiskit_aer import AerSimulator
 
-    noise_model = noise_model if noise_model is not None else noise_model_of(backend)
+    if noise_model is None:
+        noise_model = noise_model_of(backend, layout.as_dict().values())
     runs = []
     for isa in isa_circuits:
         state = isa.remove_final_measurements(inplace=False)

@@ -187,7 +187,7 @@ def run_experiment(circuits_dir: str | os.PathLike, output: str | os.PathLike, *
             f"other {len(todo)}")
     report = _progress(progress, len(jobs))
     report(len(jobs) - len(todo))
-    noise_model = noise_model_of(device.backend) if device.simulated else None
+    noise_model = noise_model_of(device.backend, manifest["layout"].values()) if device.simulated else None
     for k in todo:
         names = jobs[k]
         pubs = [(qc, None, doc["shots"][n])

@@ -277,7 +277,8 @@ def export_circuits(out_dir: str | os.PathLike, TA: float = 2.0, TB: float = 1.0
         gates = raw = None
     else:
         transpiled = transpile_fixed(circuits, device.backend, pinned)
-        gates, raw = (noisy_probabilities(transpiled, device.backend, pinned, noise_model_of(device.backend))
+        gates, raw = (noisy_probabilities(transpiled, device.backend, pinned,
+                                          noise_model_of(device.backend, pinned.as_dict().values()))
                       if device.simulated else (None, None))
     files: dict[str, dict] = {}
     groups: dict[str, dict] = {}
