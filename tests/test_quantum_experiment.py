@@ -148,3 +148,60 @@ def test_an_ibm_device_without_a_saved_account_is_one_line_naming_the_channel(tm
     err = capsys.readouterr().err
     assert 'channel="ibm_quantum_platform"' in err and err.count("\n") == 1
     assert not (tmp_path / "set").exists()
+
+
+def test_the_runtime_path_records_job_ids_and_resumes_a_submitted_job(generic_set, monkeypatch, tmp_path):
+    """The ibm: path, run offline: qiskit-ibm-runtime's SamplerV2 in its local testing mode on the
+    generic device stands in for a real one; a job that was submitted before a stop is fetched by its
+    ID, not submitted again."""
+    import warnings
+
+    from qpump.quantum import experiment
+    from qpump.quantum.backends import DeviceSpec, resolve_backend
+
+    root, manifest = generic_set
+    device = DeviceSpec("generic", "ibm", resolve_backend("generic").backend)
+    monkeypatch.setattr(experiment, "resolve_backend", lambda name: device)
+    submitted = {}
+
+    class Service:
+        def job(self, job_id):
+            return submitted[job_id]
+
+    monkeypatch.setattr(experiment, "runtime_service", lambda: Service())
+    real_sampler = experiment._runtime_sampler
+
+    def recording_sampler(*args):
+        sampler = real_sampler(*args)
+        run = sampler.run
+
+        def run_and_record(pubs):
+            job = run(pubs)
+            submitted[job.job_id()] = job
+            return job
+
+        sampler.run = run_and_record
+        return sampler
+
+    monkeypatch.setattr(experiment, "_runtime_sampler", recording_sampler)
+    path = tmp_path / "counts.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "options have no effect in local testing mode"
+        doc = run_experiment(root, path, shots=50, twirling=True, dynamical_decoupling=True)
+    assert set(doc["counts"]) == set(manifest["files"])
+    assert all(job["seed"] is None and job["job_ids"] and set(job["job_ids"]) <= set(submitted)
+               for job in doc["jobs"])
+    # one runtime job per shot count: the readout job has one, a contact time three (N, N w_0, N w_1)
+    assert [len(job["job_ids"]) for job in doc["jobs"]] == [1] + [3] * (len(doc["jobs"]) - 1)
+    assert doc["options"] == {"seed": doc["options"]["seed"], "twirling": True, "dynamical_decoupling": True}
+    # a stop after the submission of job 2: its record says submitted, its counts are missing
+    record = doc["jobs"][2]
+    stopped = dict(doc, counts={n: c for n, c in doc["counts"].items() if n not in record["circuits"]},
+                   jobs=[j for j in doc["jobs"] if j["index"] != 2] + [dict(record, status="submitted")])
+    path.write_text(json.dumps(stopped))
+    count = len(submitted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        resumed = run_experiment(root, path, shots=50, twirling=True, dynamical_decoupling=True)
+    assert len(submitted) == count  # nothing submitted again
+    assert resumed["counts"] == doc["counts"] and resumed["jobs"][2]["status"] == "done"

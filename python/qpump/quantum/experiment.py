@@ -7,6 +7,8 @@ seed, so every job gets its own sampler with the seed ``seed + job index`` (reco
 jobs independent of each other and of the order in which they run. ``ibm:NAME`` uses
 qiskit-ibm-runtime's SamplerV2 in job mode, with Pauli twirling of the gates and of the
 measurements and dynamical decoupling as options, and records every job ID as soon as it is submitted.
+The runtime wants one shot count per job, so the circuits of one qpump job are submitted as one
+runtime job per shot count (a mixture's branches have shares of the shots): ``job_ids`` lists them.
 
 The counts file (format ``qpump-counts/1``)::
 
@@ -15,7 +17,7 @@ The counts file (format ``qpump-counts/1``)::
      "backend": "fake_sherbrooke", "layout": {"A": 124, "B": 123, "ancilla": 122},
      "shots": {"<circuit>": shots, ...},            # every circuit of the set, as planned
      "counts": {"<circuit>": {"ba": n, ...}, ...},  # the finished ones; key "ba" = B's bit, A's bit
-     "jobs": [{"index": 0, "circuits": [...], "seed": 20221206, "job_id": null, "status": "done"}],
+     "jobs": [{"index": 0, "circuits": [...], "seed": 20221206, "job_ids": [], "status": "done"}],
      "options": {...}}
 
 It is rewritten atomically after every finished job (and every submission to a device), so an
@@ -97,7 +99,7 @@ def _aer_sampler(device: DeviceSpec, seed: int, noise_model):
     return SamplerV2(seed=seed, options=options)
 
 
-def _runtime_sampler(device: DeviceSpec, twirling: bool, dynamical_decoupling: bool):  # pragma: no cover
+def _runtime_sampler(device: DeviceSpec, twirling: bool, dynamical_decoupling: bool):
     try:
         from qiskit_ibm_runtime import SamplerV2
     except ImportError:
@@ -193,24 +195,41 @@ def run_experiment(circuits_dir: str | os.PathLike, output: str | os.PathLike, *
         pubs = [(qc, None, doc["shots"][n])
                 for qc, n in zip(_load_circuits(root, manifest, names, device), names, strict=True)]
         if device.simulated:
-            record = {"index": k, "circuits": names, "seed": seed + k, "job_id": None, "status": "running"}
+            record = {"index": k, "circuits": names, "seed": seed + k, "job_ids": [], "status": "running"}
             result = _aer_sampler(device, seed + k, noise_model).run(pubs).result()
-        else:  # pragma: no cover - needs a device
-            record = records.get(k) or {"index": k, "circuits": names, "seed": None, "job_id": None}
-            if record.get("job_id"):
-                job = runtime_service().job(record["job_id"])
-            else:
-                job = _runtime_sampler(device, twirling, dynamical_decoupling).run(pubs)
-                record.update(job_id=job.job_id(), status="submitted")
-                _store(doc, record, output)
-            result = job.result()
-        for n, pub_result in zip(names, result, strict=True):
-            doc["counts"][n] = _counts_of(pub_result)
+            counts = [_counts_of(pub_result) for pub_result in result]
+        else:
+            record = records.get(k) or {"index": k, "circuits": names, "seed": None, "job_ids": []}
+            counts = _run_on_runtime(device, pubs, record, twirling, dynamical_decoupling,
+                                     lambda submitted: _store(doc, submitted, output))
+        for n, pub_counts in zip(names, counts, strict=True):
+            doc["counts"][n] = pub_counts
         record["status"] = "done"
         _store(doc, record, output)
         report(1)
     report(None)
     return doc
+
+
+def _run_on_runtime(device: DeviceSpec, pubs: list, record: dict, twirling: bool, dynamical_decoupling: bool,
+                    saved: Callable[[dict], None]) -> list[dict[str, int]]:
+    """Submit ``pubs`` as one runtime job per shot count (or fetch the jobs a stopped run submitted,
+    by the IDs in ``record``) and return the counts in the order of ``pubs``."""
+    order = sorted({shots for _, _, shots in pubs})
+    groups = [[k for k, pub in enumerate(pubs) if pub[2] == shots] for shots in order]
+    if record.get("job_ids"):
+        service = runtime_service()
+        jobs = [service.job(job_id) for job_id in record["job_ids"]]
+    else:
+        sampler = _runtime_sampler(device, twirling, dynamical_decoupling)
+        jobs = [sampler.run([pubs[k] for k in group]) for group in groups]
+        record.update(job_ids=[job.job_id() for job in jobs], status="submitted")
+        saved(record)
+    counts: list[dict[str, int]] = [{} for _ in pubs]
+    for group, job in zip(groups, jobs, strict=True):
+        for k, pub_result in zip(group, job.result(), strict=True):
+            counts[k] = _counts_of(pub_result)
+    return counts
 
 
 def _store(doc: dict, record: dict, output: Path) -> None:

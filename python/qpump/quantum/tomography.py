@@ -38,6 +38,7 @@ from ..states import H_A, H_B
 __all__ = [
     "SETTINGS",
     "PAULI",
+    "ESTIMATOR_MAPS",
     "Estimate",
     "measurement_circuit",
     "energy_circuit",
@@ -208,7 +209,9 @@ def _x_state_maps() -> dict[str, np.ndarray]:
     return maps
 
 
-_MODELS = {
+#: The linear estimators of :func:`state_tomography`, model -> (M_s per setting, constant):
+#: vec(rho) = constant + sum_s M_s p_s (shared with :mod:`qpump.quantum.analysis`).
+ESTIMATOR_MAPS = {
     "general": (_general_maps(), np.eye(4, dtype=complex).reshape(-1) / 4),
     "x_state": (_x_state_maps(), np.zeros(16, dtype=complex)),
 }
@@ -263,7 +266,7 @@ class TomographyResult:
     def expectation(self, observable: np.ndarray) -> Estimate:
         """Tr(O rho) of a Hermitian 4x4 observable (qpump order) with its exact linear standard error."""
         obs = check.hermitian("observable", observable, 4)
-        maps, constant = _MODELS[self.model]
+        maps, constant = ESTIMATOR_MAPS[self.model]
         weights = obs.T.reshape(-1)  # Tr(O X) = vec(O^T) . vec(X)
         value, var = float(np.real(weights @ constant)), 0.0
         for s, m in maps.items():
@@ -284,7 +287,7 @@ def _nonlinear(rho: np.ndarray) -> tuple[float, float]:
 
 
 def _invert(model: str, ps: Mapping[str, np.ndarray]) -> np.ndarray:
-    maps, constant = _MODELS[model]
+    maps, constant = ESTIMATOR_MAPS[model]
     return (constant + sum(m @ ps[s] for s, m in maps.items())).reshape(4, 4)
 
 
@@ -310,9 +313,9 @@ def state_tomography(data: Mapping[str, CountData], *, model: str = "general", b
     seed : int
         Seed of the bootstrap.
     """
-    if model not in _MODELS:
-        raise InvalidParameterError(f"model = {model!r} must be one of {', '.join(_MODELS)}")
-    maps = _MODELS[model][0]
+    if model not in ESTIMATOR_MAPS:
+        raise InvalidParameterError(f"model = {model!r} must be one of {', '.join(ESTIMATOR_MAPS)}")
+    maps = ESTIMATOR_MAPS[model][0]
     missing = [s for s in maps if s not in data]
     if missing:
         raise InvalidParameterError(f"model {model!r} needs the settings {', '.join(maps)}; "
