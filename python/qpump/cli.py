@@ -355,7 +355,6 @@ def _cmd_experiment_analyze(args: argparse.Namespace) -> int:
         print(dumps(result.to_json()))
     else:
         print(result.summary_text())
-        print(result.verdict)
         if args.output:
             print(f"analysis.json and the figure written to {args.output}")
     return 0
