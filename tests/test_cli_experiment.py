@@ -5,6 +5,7 @@ shots; bad input to `analyze` is one line, exit status 2, nothing written."""
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -100,3 +101,26 @@ def test_analyze_rejects_counts_that_do_not_belong_in_one_line(tmp_path, capsys)
     assert main(["experiment", "analyze", str(malformed)]) == 2
     err = capsys.readouterr().err
     assert "malformed.json" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("qiskit_ibm_runtime", ["circuits", "export", "--backend", "fake_sherbrooke"]),
+    ("qiskit_experiments", ["experiment", "analyze", "COUNTS"]),
+])
+def test_a_missing_hardware_extra_is_named(tmp_path, capsys, monkeypatch, module, argv):
+    if module == "qiskit_experiments":  # a valid run, analyzed without qiskit-experiments
+        circuits, counts = tmp_path / "circuits", tmp_path / "counts.json"
+        assert main(["circuits", "export", "--backend", "generic", "--times", "0", "-o", str(circuits)]) == 0
+        assert main(["experiment", "run", str(circuits), "--shots", "50", "-o", str(counts)]) == 0
+        argv = [str(counts) if a == "COUNTS" else a for a in argv]
+    else:
+        argv = [*argv, "-o", str(tmp_path / "set")]
+    capsys.readouterr()
+    for name in list(sys.modules):
+        if name == module or name.startswith(module + "."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'qpump[hardware]'" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "set").exists()
