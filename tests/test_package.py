@@ -12,7 +12,8 @@ def test_core_is_compiled_and_reports_its_build():
 def test_about_prints_versions(capsys):
     info = qpump.about()
     out = capsys.readouterr().out
-    for key in ("qpump", "rust core", "numpy", "scipy", "qiskit", "qiskit-aer"):
+    for key in ("qpump", "rust core", "numpy", "scipy", "qiskit", "qiskit-aer", "qiskit-ibm-runtime",
+                "qiskit-experiments"):
         assert key in info and key in out
     assert "build" in info["rust core"]
 

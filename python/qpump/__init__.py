@@ -58,7 +58,8 @@ def about(print_it: bool = True) -> dict[str, str]:
     info = {
         "qpump": __version__,
         "rust core": f"{_core.core_version()} ({_core.build_profile()} build)",
-        **{name: _version_of(name) for name in ("numpy", "scipy", "qiskit", "qiskit-aer")},
+        **{name: _version_of(name) for name in ("numpy", "scipy", "qiskit", "qiskit-aer",
+                                                "qiskit-ibm-runtime", "qiskit-experiments")},
     }
     if print_it:
         width = max(map(len, info))
