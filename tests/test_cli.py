@@ -90,7 +90,8 @@ def test_help_explains_the_commands():
 def test_about_and_cite(capsys):
     assert main(["about", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert set(info) == {"qpump", "rust core", "numpy", "scipy", "qiskit", "qiskit-aer"}
+    assert set(info) == {"qpump", "rust core", "numpy", "scipy", "qiskit", "qiskit-aer", "qiskit-ibm-runtime",
+                         "qiskit-experiments"}
     assert main(["cite"]) == 0
     assert "10.1103/PhysRevA.106.062604" in capsys.readouterr().out
 

@@ -16,65 +16,17 @@ No traceback for any of these. Every JSON qpump prints or writes is strict (see
 from __future__ import annotations
 
 import argparse
-import ast
 import math
-import operator
 import sys
 from collections.abc import Callable, Sequence
 
 from .errors import ComputationError, QpumpError
 from .output import check_output_dir, check_output_file, dumps, write_atomic, write_text_atomic
+from .parsing import parse_memory, parse_number
 
 __all__ = ["main", "parse_number", "parse_memory"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED_CHECK, EXIT_INTERRUPTED = 0, 2, 3, 130
-
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.Pow: operator.pow}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-_NAMES = {"pi": math.pi, "inf": math.inf}
-
-
-def parse_number(text: str) -> float:
-    """Parse a number or a small arithmetic expression in ``pi`` (e.g. ``-pi/2``, ``3*pi/4``, ``inf``)."""
-
-    def evaluate(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return evaluate(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return float(node.value)
-        if isinstance(node, ast.Name) and node.id in _NAMES:
-            return _NAMES[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            return _BINARY[type(node.op)](evaluate(node.left), evaluate(node.right))
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return _UNARY[type(node.op)](evaluate(node.operand))
-        raise ValueError(text)
-
-    try:
-        return float(evaluate(ast.parse(text.strip().lower(), mode="eval")))
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number or pi expression (e.g. 2, 0.1, -pi/2, inf)"
-        ) from None
-
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4,
-          "tb": 1024**4, "tib": 1024**4}
-
-
-def parse_memory(text: str) -> int:
-    """Parse a memory size such as ``8G``, ``512M``, ``1.5GiB`` or ``1000000`` (bytes; the units
-    are powers of 1024) into a positive number of bytes."""
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
-    if not match or match.group(2) not in _UNITS or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a memory size (e.g. 8G, 512M, 1.5GiB, 1000000 bytes)")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage block) with exit status 2."""

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .errors import InvalidParameterError
-from .states import H_QUBIT, SIGMA_Y
+from .operators import H_QUBIT, SIGMA_Y
 
 __all__ = [
     "partial_trace",

@@ -1,8 +1,9 @@
 """Gibbs states of the qubits and the correlated two-qubit states of the paper (Sec. III, App. A).
 
-Conventions (design.md section 3): hbar = k_B = omega = 1; |0> is the ground state, |1> the
+Conventions (docs/conventions.md): hbar = k_B = omega = 1; |0> is the ground state, |1> the
 excited state; H = sigma_z / 2 with sigma_z = diag(-1, +1); the two-qubit product basis is
-{|00>, |01>, |10>, |11>} with qubit A first (index 2a + b).
+{|00>, |01>, |10>, |11>} with qubit A first (index 2a + b). The Pauli matrices and H_A, H_B live in
+:mod:`qpump.operators` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 
 from . import _validate as check
 from .errors import InvalidParameterError, InvalidStateError
+from .info import concurrence, partial_trace
+from .operators import H_A, H_B, H_QUBIT, IDENTITY2, SIGMA_X, SIGMA_Y, SIGMA_Z
 
 __all__ = [
     "SIGMA_X",
@@ -36,13 +39,6 @@ __all__ = [
     "check_correlated_state",
 ]
 
-SIGMA_X = np.array([[0, 1], [1, 0]], dtype=complex)
-SIGMA_Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
-SIGMA_Z = np.array([[-1, 0], [0, 1]], dtype=complex)  # |0> = ground: sigma_z = diag(-1, +1)
-IDENTITY2 = np.eye(2, dtype=complex)
-H_QUBIT = SIGMA_Z / 2
-H_A = np.kron(H_QUBIT, IDENTITY2)
-H_B = np.kron(IDENTITY2, H_QUBIT)
 
 
 def excited_population(T: float) -> float:
@@ -249,8 +245,6 @@ def check_correlated_state(
     InvalidStateError
         Naming the violated condition and the numbers.
     """
-    from .info import concurrence, partial_trace
-
     arr = check_state(rho, atol=atol)
     if arr.shape != (4, 4):
         raise InvalidStateError(f"rho must be a two-qubit (4, 4) state, got shape {arr.shape}")

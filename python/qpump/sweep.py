@@ -35,6 +35,7 @@ import numpy as np
 from . import _validate as check
 from .errors import InvalidParameterError
 from .output import dumps, write_atomic, write_text_atomic
+from .parsing import parse_number
 from .pump import HeatPump
 
 __all__ = [
@@ -76,7 +77,6 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             raise InvalidParameterError(f"{where}: {name} = {value!r} must be a string")
         return value
     if isinstance(value, str):
-        from .cli import parse_number
 
         try:
             value = parse_number(value)
