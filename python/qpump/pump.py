@@ -8,9 +8,10 @@ Sigma_0 = Delta S_A + Delta S_B - Q_A/T_A - Q_B/T_B = Sigma + Delta I_AB (Eq. 14
 from the start of each cycle, where the fuel is injected. The efficiency of Eq. 18 is
 Q_B / (T_A I_0) against the Carnot bound T_B / (T_A - T_B).
 
-Two solvers run the same protocol: the exact HEOM (``solver="heom"``, the paper's method) and the
-weak-coupling local master equation (``solver="lindblad"``, fast, what the Aer noise model
-emulates).
+One protocol, :meth:`HeatPump.run`, drives every backend (:class:`PumpBackend`): the exact HEOM
+(``solver="heom"``, the paper's method), the weak-coupling local master equation
+(``solver="lindblad"``, fast), and Aer's circuits with the baths as noise
+(:class:`qpump.quantum.aer_pump.AerBackend`, through :func:`qpump.quantum.run_aer_pump`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,7 +44,8 @@ from .states import (
     product_state,
 )
 
-__all__ = ["HeatPump", "PumpResult", "CycleRecord", "Segment"]
+__all__ = ["HeatPump", "PumpResult", "CycleRecord", "Segment", "PumpBackend", "HEOMBackend",
+           "LindbladBackend"]
 
 Q_A = np.kron(SIGMA_X, IDENTITY2)
 Q_B = np.kron(IDENTITY2, SIGMA_X)
@@ -67,7 +69,52 @@ class Segment:
     heat_error: np.ndarray  # (2,): estimated error of ``heat[-1]`` (0 where it is exact)
 
 
-class _LindbladBackend:
+class PumpBackend(Protocol):
+    """What :meth:`HeatPump.run` needs of a way to evolve the qubits with their baths.
+
+    A backend's state is whatever it evolves (a density matrix, or all the ADOs of a hierarchy);
+    ``rho`` reads the qubits' state from it and ``with_rho`` replaces that (the injection of chi).
+
+    Attributes
+    ----------
+    rtol : float
+        Relative accuracy of the heat it reports (enters the first-law tolerance).
+    truncation_hint, contact_hint : str
+        The likely cause to name when a check fails after a relaxation or after a contact.
+    log : callable or None
+        Where phase lines go (None: silent).
+    """
+
+    rtol: float
+    truncation_hint: str
+    contact_hint: str
+    log: Callable[[str], None] | None
+
+    def initial_state(self, initial: str) -> Any:
+        """The state the first cycle starts from (``initial`` is one of :data:`INITIALS`)."""
+        ...
+
+    def rho(self, state: Any) -> np.ndarray:
+        """The two-qubit density matrix of ``state``."""
+        ...
+
+    def with_rho(self, state: Any, rho: np.ndarray) -> Any:
+        """``state`` with its two-qubit density matrix replaced by ``rho``."""
+        ...
+
+    def steady_state(self, hamiltonian: np.ndarray) -> Any:
+        """The steady state under ``hamiltonian`` with both baths."""
+        ...
+
+    def evolve(self, state: Any, hamiltonian: np.ndarray, times: np.ndarray,
+               progress: Callable[[float], None] | None = None) -> Segment:
+        """Evolve ``state`` under ``hamiltonian`` and the baths; output at ``times`` (from 0)."""
+        ...
+
+
+class LindbladBackend:
+    """The weak-coupling local master equation (:mod:`qpump.lindblad`)."""
+
     #: The heat comes from exact matrix exponentials (no quadrature, no step control).
     rtol = 1e-12
     truncation_hint = contact_hint = ""
@@ -110,7 +157,9 @@ class _LindbladBackend:
 ANNOUNCE_DIM = 5000
 
 
-class _HEOMBackend:
+class HEOMBackend:
+    """The exact hierarchical equations of motion (:mod:`qpump.heom`)."""
+
     def __init__(self, pump: HeatPump, log: Callable[[str], None] | None = None):
         from .heom import DrudeLorentzBath, HEOMSolver
 
@@ -436,11 +485,30 @@ class HeatPump:
                                {k: v for k, v in parts.items() if k != "total"})
         return parts
 
-    def _backend(self, log: Callable[[str], None] | None = None):
-        return _HEOMBackend(self, log) if self.solver == "heom" else _LindbladBackend(self)
+    def _backend(self, log: Callable[[str], None] | None = None) -> PumpBackend:
+        return HEOMBackend(self, log) if self.solver == "heom" else LindbladBackend(self)
 
-    def run(self, progress: bool = False, normal_reference: bool = True) -> PumpResult:
+    def contact_times(self) -> np.ndarray:
+        """The output grid of a contact: ``tau`` in equal steps of at most ``dt_contact``."""
+        return _grid(self.tau, self.dt_contact)
+
+    def relaxation_times(self) -> np.ndarray:
+        """The output grid of a relaxation (the single time 0 when ``tau_relax`` is 0)."""
+        return _grid(self.tau_relax, self.dt_relax) if self.tau_relax > 0 else np.zeros(1)
+
+    def run(self, progress: bool = False, normal_reference: bool = True,
+            backend: PumpBackend | None = None) -> PumpResult:
         """Run ``cycles`` pump cycles and return the time series and the per-cycle table.
+
+        Parameters
+        ----------
+        progress : bool
+            A progress bar over the simulated time (and phase lines for large hierarchies).
+        normal_reference : bool
+            Also compute the steady heat current of the coupled, uncorrelated pair.
+        backend : PumpBackend, optional
+            Evolve with this backend instead of the one ``solver`` names (e.g. Aer's:
+            :func:`qpump.quantum.run_aer_pump`).
 
         Raises
         ------
@@ -455,7 +523,7 @@ class HeatPump:
         """
         start = time.perf_counter()
         memory = self._check_memory(normal_reference)
-        backend = self._backend(_log if progress else None)
+        backend = backend if backend is not None else self._backend(_log if progress else None)
         if backend.log:
             from .heom import format_bytes
 
@@ -469,8 +537,7 @@ class HeatPump:
         cycles: list[CycleRecord] = []
         clock = 0.0
         windows = []
-        n_contact = max(2, math.ceil(self.tau / self.dt_contact) + 1)
-        n_relax = max(2, math.ceil(self.tau_relax / self.dt_relax) + 1)
+        contact_times, relax_times = self.contact_times(), self.relaxation_times()
         bar = _progress(total=self.cycles * (self.tau + self.tau_relax), enabled=progress,
                         desc="pump")
         try:
@@ -483,16 +550,13 @@ class HeatPump:
                         f"eigenvalue {min_eig:.3g}); tau_relax = {self.tau_relax:g} is too short "
                         "for the qubits to rethermalize: lengthen tau_relax")
                 state = backend.with_rho(state, rho)
-                contact = backend.evolve(state, self.coupled_hamiltonian,
-                                         np.linspace(0.0, self.tau, n_contact),
+                contact = backend.evolve(state, self.coupled_hamiltonian, contact_times,
                                          progress=_advancing(bar, clock))
                 # Checked before the relaxation starts from it: a state lost in the contact is a
                 # failed check, not an input the relaxation may refuse.
                 invariants.check_density_matrices(contact.rho, f"cycle {index + 1}, contact",
                                                   times=clock + contact.times,
                                                   cause=backend.contact_hint)
-                relax_times = np.linspace(0.0, self.tau_relax, n_relax) if self.tau_relax > 0 \
-                    else np.zeros(1)
                 relax = backend.evolve(contact.final_state, H_FREE, relax_times,
                                        progress=_advancing(bar, clock + self.tau))
                 _advancing(bar, clock)(self.tau + self.tau_relax)
@@ -532,7 +596,7 @@ class HeatPump:
                           contact_windows=windows)
 
     def _check_cycle(self, index: int, clock: float, contact: Segment, relax: Segment,
-                     residual: float, work: float, backend) -> float:
+                     residual: float, work: float, backend: PumpBackend) -> float:
         """Check the relaxation's states and the first law of one cycle (the contact's states are
         checked as soon as they exist); return the cycle's first-law tolerance."""
         where = f"cycle {index + 1}"
@@ -548,7 +612,7 @@ class HeatPump:
         invariants.check_first_law(residual, tolerance, where, cause=backend.truncation_hint)
         return tolerance
 
-    def normal_heat_current(self, backend=None) -> float:
+    def normal_heat_current(self, backend: PumpBackend | None = None) -> float:
         """Steady heat current from bath A to bath B with the qubits coupled all the time and no
         correlation (the normal reference of Fig. 6): -j_A in the steady state (positive from
         hot to cold when T_A > T_B)."""
@@ -600,6 +664,13 @@ class HeatPump:
             "coupled": on, "cycle": cycle + 1,
         }
         return t, rho, series
+
+
+def _grid(duration: float, dt: float) -> np.ndarray:
+    """0..duration in the fewest equal steps of at most ``dt`` (at least one step); a ratio that
+    is an integer up to rounding (6.1 / 0.05 = 122.00000000000001) counts as that integer."""
+    steps = max(1, math.ceil(duration / dt - 1e-9))
+    return np.linspace(0.0, duration, steps + 1)
 
 
 def _regime(TA: float, TB: float) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from .aer_pump import (
     TROTTER_BOUND,
-    AerPumpCycle,
-    AerPumpResult,
+    AerBackend,
     StepSegment,
     check_trotter_step,
     evolve_on_aer,
@@ -104,8 +103,7 @@ __all__ = [
     "evolve_on_aer",
     "evolve_split_reference",
     "noise_free_states",
-    "AerPumpCycle",
-    "AerPumpResult",
+    "AerBackend",
     "run_aer_pump",
     "run_split_reference_pump",
     # tomography

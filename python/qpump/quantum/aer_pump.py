@@ -12,31 +12,30 @@ second order, O((dt)^2) at a fixed time, and it vanishes with V_AB off, where th
 with H_A + H_B. Heat drawn from bath K is the energy Tr(H (rho_after - rho_before)) that each
 application of its channel adds, read off Aer density matrices saved around every channel.
 
-The pump protocol is that of :class:`qpump.pump.HeatPump` (add chi to the relaxed state, contact for
-tau, relax for tau_relax) with the same parameters; :func:`run_aer_pump` returns per-step energies,
-heat, concurrence and mutual information, and Q_A, Q_B per cycle.
+The pump protocol is :meth:`qpump.pump.HeatPump.run` itself (add chi to the relaxed state, contact for
+tau, relax for tau_relax, with its checks) driving :class:`AerBackend`; :func:`run_aer_pump` returns
+its :class:`~qpump.pump.PumpResult`, one output per Strang step.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 from qiskit import QuantumCircuit
 
 from .. import _validate as check
 from ..closed import pair_hamiltonian
-from ..errors import InvalidParameterError, InvalidStateError
-from ..info import concurrence, local_energies, mutual_information
+from ..errors import InvalidParameterError
 from ..lindblad import LocalBath, strang_split_run
-from ..pump import HeatPump
+from ..pump import HeatPump, PumpResult, Segment
 from ..states import H_A, H_B, product_state
 from ._aer import add_save_density_matrix, run_saved, swap_order
 from .contact import append_contact
 from .noise import BathNoise, append_collision, gad_parameters
+from .preparation import preparation_of
 
 __all__ = [
     "TROTTER_BOUND",
@@ -46,8 +45,7 @@ __all__ = [
     "evolve_on_aer",
     "evolve_split_reference",
     "noise_free_states",
-    "AerPumpCycle",
-    "AerPumpResult",
+    "AerBackend",
     "run_aer_pump",
     "run_split_reference_pump",
 ]
@@ -249,101 +247,116 @@ def noise_free_states(prefix: QuantumCircuit | None, times: Sequence[float], ome
 
 
 @dataclass(frozen=True)
-class AerPumpCycle:
-    """Per-cycle bookkeeping of the pump on Aer (heat drawn from each bath during the cycle)."""
+class _Prepared:
+    """The first injection when chi enters by the preparation circuit: the state is what ``prefix``
+    prepares (``rho``, for the checks) rather than a density matrix that Aer sets."""
 
-    index: int
-    Q_A: float
-    Q_B: float
-    W_on: float
-    W_off: float
-    I0: float
-    first_law_residual: float
+    rho: np.ndarray
+    prefix: QuantumCircuit
 
 
-@dataclass
-class AerPumpResult:
-    """Per-step series of the pump on Aer and its per-cycle table.
+class AerBackend:
+    """The pump's :class:`~qpump.pump.PumpBackend` on Aer: every segment in Strang steps, one step
+    per output interval, the baths as GAD noise channels or collision circuits (``reference=True``:
+    the same steps with numpy superoperators, the matched-step reference).
 
-    ``series`` holds arrays over ``t``: ``E_A``, ``E_B``, ``Q_A``, ``Q_B`` (cumulative heat drawn from each
-    bath), ``concurrence``, ``mutual_information``, ``coupled`` and ``cycle``. ``rho`` is the state at every
-    step (qpump order).
+    The heat is the energy each channel application adds, summed exactly, so there is no quadrature
+    error; the currents reported beside it are its finite differences. The steady state (only for
+    the normal reference) is that of the local master equation the channels emulate.
     """
 
-    params: dict
-    t: np.ndarray
-    rho: np.ndarray
-    series: dict[str, np.ndarray]
-    cycles: list[AerPumpCycle]
-    extra: dict = field(default_factory=dict)
+    rtol = 1e-10
+    truncation_hint = contact_hint = ""
+    log = None
+
+    def __init__(self, pump: HeatPump, *, bath_model: str = "channel", injection: str = "exact",
+                 reference: bool = False):
+        check.one_of("bath_model", bath_model, BATH_MODELS)
+        check.one_of("injection", injection, INJECTIONS)
+        self.pump = pump
+        self.baths = _baths(pump)
+        self.bath_model = bath_model
+        self.reference = reference
+        # A circuit prepares only the fully relaxed rho^0: it can serve the first injection alone.
+        self._prefix = (preparation_of(pump.correlation(), "ancilla").branches[0].circuit
+                        if injection == "circuit" else None)
+
+    def initial_state(self, initial: str) -> np.ndarray:
+        # The local channels thermalize each qubit to its bare Gibbs state: both starts coincide.
+        return product_state(self.pump.TA, self.pump.TB)
+
+    @staticmethod
+    def rho(state) -> np.ndarray:
+        return state.rho if isinstance(state, _Prepared) else state
+
+    def with_rho(self, state, rho: np.ndarray):
+        if self._prefix is not None:
+            prefix, self._prefix = self._prefix, None
+            return _Prepared(rho, prefix)
+        return rho
+
+    def steady_state(self, hamiltonian: np.ndarray) -> np.ndarray:
+        from ..lindblad import LindbladSolver
+
+        solver = LindbladSolver(H_A + H_B, self.baths)
+        solver.set_hamiltonian(hamiltonian)
+        return solver.steady_state()
+
+    def evolve(self, state, hamiltonian: np.ndarray, times: np.ndarray,
+               progress: Callable[[float], None] | None = None) -> Segment:
+        omega_c, phi_v = _coupling_of(hamiltonian)
+        n_steps, duration = len(times) - 1, float(times[-1])
+        if self.reference:
+            seg = evolve_split_reference(self.rho(state), omega_c, phi_v, self.baths, duration, n_steps)
+        elif isinstance(state, _Prepared):
+            seg = evolve_on_aer(None, omega_c, phi_v, self.baths, duration, n_steps,
+                                bath_model=self.bath_model, prefix=state.prefix)
+        else:
+            seg = evolve_on_aer(state, omega_c, phi_v, self.baths, duration, n_steps,
+                                bath_model=self.bath_model)
+        current = -np.gradient(seg.heat, seg.times, axis=0) if n_steps else np.zeros_like(seg.heat)
+        return Segment(seg.times, seg.rho, current, seg.heat, np.zeros_like(seg.heat), seg.rho[-1],
+                       np.zeros(2))
 
 
-SegmentEvolver = Callable[[np.ndarray, float, float, Sequence[LocalBath], float, int], StepSegment]
+def _coupling_of(hamiltonian: np.ndarray) -> tuple[float, float]:
+    """(Omega, phi_V) of H = H_A + H_B + V_AB with V_AB = Omega (e^{i phi_V} |01><10| + h.c.)."""
+    from ..states import coupling_potential
+
+    v = np.asarray(hamiltonian) - (H_A + H_B)
+    omega_c, phi_v = float(abs(v[1, 2])), float(np.angle(v[1, 2]))
+    if not np.allclose(coupling_potential(omega_c, phi_v), v, atol=1e-12):
+        raise InvalidParameterError("the Aer pump evolves H_A + H_B + V_AB only (V_AB of Eq. 7)")
+    return omega_c, phi_v
 
 
 def _baths(pump: HeatPump) -> list[LocalBath]:
     return [LocalBath(0, pump.kappa_a, pump.gamma, pump.TA), LocalBath(1, pump.kappa_b, pump.gamma, pump.TB)]
 
 
-def _pump(pump: HeatPump, dt: float, relax_steps: int, evolve: SegmentEvolver,
-          first: Callable[[], StepSegment] | None = None) -> AerPumpResult:
-    baths = _baths(pump)
-    chi = pump.correlation().matrix
-    v = pump.coupled_hamiltonian - (H_A + H_B)
-    n_contact = max(1, math.ceil(pump.tau / check.positive("dt", dt) - 1e-9))
+def _on_aer_grid(pump: HeatPump, dt: float, relax_steps: int) -> HeatPump:
+    """``pump`` with the output grid of the Aer run: contact steps of at most ``dt``, the
+    relaxation in ``relax_steps`` steps (exact for any step: V_AB is off there)."""
+    dt = check.positive("dt", dt)
     relax_steps = check.non_negative_int("relax_steps", relax_steps)
     if pump.tau_relax > 0 and relax_steps == 0:
         raise InvalidParameterError("relax_steps = 0 cannot cover tau_relax > 0: use relax_steps >= 1")
-    state = product_state(pump.TA, pump.TB)  # the steady state of the uncoupled local master equation
-    times, rhos, heats, coupled, cycle_index, cycles = [], [], [], [], [], []
-    clock, offset = 0.0, np.zeros(2)
-    for index in range(pump.cycles):
-        rho = state + chi
-        min_eig = float(np.linalg.eigvalsh(rho)[0])
-        if min_eig < -1e-12:
-            raise InvalidStateError(
-                f"cycle {index + 1}: the relaxed state plus chi is not a state (smallest eigenvalue "
-                f"{min_eig:.3g}); tau_relax = {pump.tau_relax:g} is too short: lengthen tau_relax")
-        if first is not None and index == 0:
-            contact = first()
-        else:
-            contact = evolve(rho, pump.omega_c, pump.delta, baths, pump.tau, n_contact)
-        relax = evolve(contact.rho[-1], 0.0, 0.0, baths, pump.tau_relax, relax_steps)
-        for seg, t0, on in ((contact, clock, True), (relax, clock + pump.tau, False)):
-            keep = slice(0, None) if on else slice(1, None)
-            times.append(t0 + seg.times[keep])
-            rhos.append(seg.rho[keep])
-            heats.append(offset + seg.heat[keep])
-            coupled.append(np.full(seg.times[keep].size, on))
-            cycle_index.append(np.full(seg.times[keep].size, index + 1))
-            offset = offset + seg.heat[-1]
-        q = contact.heat[-1] + relax.heat[-1]
-        w_on = float(np.real(np.trace(v @ contact.rho[0])))
-        w_off = -float(np.real(np.trace(v @ contact.rho[-1])))
-        free = H_A + H_B
-        e_start = float(np.real(np.trace(free @ contact.rho[0])))
-        e_end = float(np.real(np.trace(free @ relax.rho[-1])))
-        cycles.append(AerPumpCycle(index=index + 1, Q_A=float(q[0]), Q_B=float(q[1]), W_on=w_on, W_off=w_off,
-                                   I0=float(mutual_information(contact.rho[0])),
-                                   first_law_residual=e_end - e_start - float(q.sum()) - (w_on + w_off)))
-        state = relax.rho[-1]
-        clock += pump.tau + pump.tau_relax
-    rho = np.concatenate(rhos)
-    heat = np.concatenate(heats)
-    e_a, e_b = local_energies(rho)
-    series = {
-        "E_A": np.asarray(e_a), "E_B": np.asarray(e_b), "Q_A": heat[:, 0], "Q_B": heat[:, 1],
-        "concurrence": np.atleast_1d(concurrence(rho)),
-        "mutual_information": np.atleast_1d(mutual_information(rho)),
-        "coupled": np.concatenate(coupled), "cycle": np.concatenate(cycle_index),
-    }
-    params = {**pump.params(), "dt": pump.tau / n_contact, "relax_steps": relax_steps}
-    return AerPumpResult(params=params, t=np.concatenate(times), rho=rho, series=series, cycles=cycles)
+    return replace(pump, dt_contact=dt, dt_relax=pump.tau_relax / relax_steps if relax_steps else 1.0)
+
+
+def _run(pump: HeatPump, dt: float, relax_steps: int, backend_options: dict) -> PumpResult:
+    on_grid = _on_aer_grid(pump if pump is not None else HeatPump(), dt, relax_steps)
+    result = on_grid.run(normal_reference=False, backend=AerBackend(on_grid, **backend_options))
+    result.params.update(dt=float(on_grid.contact_times()[1]), relax_steps=relax_steps)
+    return result
 
 
 def run_aer_pump(pump: HeatPump | None = None, dt: float = 0.05, relax_steps: int = 20, *,
-                 bath_model: str = "channel", injection: str = "exact") -> AerPumpResult:
-    """Run the pump protocol of ``pump`` (solver settings ignored) on Aer with bath noise.
+                 bath_model: str = "channel", injection: str = "exact") -> PumpResult:
+    """Run the pump protocol of ``pump`` (its solver setting aside) on Aer with bath noise.
+
+    The protocol is :meth:`qpump.pump.HeatPump.run` with :class:`AerBackend`, so the result carries
+    the same series, per-cycle table and checks (states, first law, second law) as HEOM's.
 
     Parameters
     ----------
@@ -363,33 +376,15 @@ def run_aer_pump(pump: HeatPump | None = None, dt: float = 0.05, relax_steps: in
 
     Returns
     -------
-    AerPumpResult
+    PumpResult
+        ``params`` adds ``dt`` (the contact's step), ``relax_steps``, ``bath_model`` and ``injection``.
     """
-    pump = pump if pump is not None else HeatPump()
-    if injection not in INJECTIONS:
-        raise InvalidParameterError(f"injection = {injection!r} must be one of {', '.join(INJECTIONS)}")
-
-    def evolve(rho0, omega_c, phi_v, baths, duration, n):
-        return evolve_on_aer(rho0, omega_c, phi_v, baths, duration, n, bath_model=bath_model)
-
-    first = None
-    if injection == "circuit":
-        from .preparation import preparation_of
-
-        prefix = preparation_of(pump.correlation(), "ancilla").branches[0].circuit
-        baths = _baths(pump)
-        n = max(1, math.ceil(pump.tau / dt - 1e-9))
-
-        def first() -> StepSegment:
-            return evolve_on_aer(None, pump.omega_c, pump.delta, baths, pump.tau, n, bath_model=bath_model,
-                                 prefix=prefix)
-
-    result = _pump(pump, dt, relax_steps, evolve, first)
+    result = _run(pump, dt, relax_steps, {"bath_model": bath_model, "injection": injection})
     result.params.update(bath_model=bath_model, injection=injection)
     return result
 
 
 def run_split_reference_pump(pump: HeatPump | None = None, dt: float = 0.05,
-                             relax_steps: int = 20) -> AerPumpResult:
+                             relax_steps: int = 20) -> PumpResult:
     """The pump of :func:`run_aer_pump` with the same Strang steps by numpy (the matched-step reference)."""
-    return _pump(pump if pump is not None else HeatPump(), dt, relax_steps, evolve_split_reference)
+    return _run(pump, dt, relax_steps, {"reference": True})
