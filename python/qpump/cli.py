@@ -127,7 +127,6 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _print_pump(result, pump, out) -> None:
-    from .pump import HeatPump
 
     p = result.params
     print(f"Heat pump ({p['solver']}): TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
@@ -146,7 +145,7 @@ def _print_pump(result, pump, out) -> None:
     bare = f"with the I_0 of the bare state of Eq. 10: {_fmt(last.cop_ratio_bare, '.4f')}"
     pumping = result.regime == "pump" and last.Q_B > 0 > last.Q_A
     if result.regime == "pump":
-        at_paper = all(getattr(pump, k) == getattr(HeatPump(), k) for k in _PAPER_FIELDS)
+        at_paper = all(getattr(pump, k) == getattr(_paper(), k) for k in _PAPER_FIELDS)
         paper = " (paper: 0.186 against 1)" if at_paper else ""
         print(f"\nefficiency {ratio} against the Carnot bound T_B/(T_A - T_B) = "
               f"{result.carnot_bound:.4f}{paper}; {bare}")
@@ -318,8 +317,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     if args.output:
         check_output_file(args.output, "-o")
     pump = _pump_from_args(args)
-    default = all(getattr(args, k) == v for k, v in
-                  (("TA", 2.0), ("TB", 1.0), ("omega_c", 0.1), ("delta", -math.pi / 2)))
+    default = all(getattr(args, k) == getattr(_paper(), k) for k in ("TA", "TB", "omega_c", "delta"))
     circuits = REPO_CIRCUITS if default and (REPO_CIRCUITS / "manifest.json").exists() else None
     rows = crossval_rows(pump, dt=args.dt, circuits_dir=circuits)
     if args.output:
@@ -364,48 +362,64 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper():
+    """The paper's parameters: the defaults of :class:`qpump.pump.HeatPump`, the one place they are
+    written."""
+    from .pump import HeatPump
+
+    return HeatPump()
+
+
 def _pair_options(p: argparse.ArgumentParser) -> None:
     """The isolated pair's parameters, shared by `qpump closed` and `qpump circuits export`."""
-    _number(p, "--TA", 2.0, "temperature of qubit A, in (0, inf]; inf is a maximally mixed qubit, "
+    paper = _paper()
+    _number(p, "--TA", paper.TA, "temperature of qubit A, in (0, inf]; inf is a maximally mixed qubit, "
             "written to JSON as the string \"inf\"")
-    _number(p, "--TB", 1.0, "temperature of qubit B, in (0, inf] (as --TA)")
-    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
-    _number(p, "--delta", -math.pi / 2,
+    _number(p, "--TB", paper.TB, "temperature of qubit B, in (0, inf] (as --TA)")
+    _number(p, "--omega-c", paper.omega_c, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", paper.delta,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
 
 
 def _pump_options(p: argparse.ArgumentParser) -> None:
     """The parameters of the pump, shared by `qpump pump` and `qpump crossval`."""
-    _number(p, "--TA", 2.0, "temperature of bath A (the hot one), in (0, inf): a Drude-Lorentz bath "
-            "at infinite temperature has no finite correlation function")
-    _number(p, "--TB", 1.0, "temperature of bath B (the cold one), in (0, inf); TB >= TA is "
+    from .pump import EXPANSIONS, INITIALS, SOLVERS
+
+    paper = _paper()
+    _number(p, "--TA", paper.TA, "temperature of bath A (the hot one), in (0, inf): a Drude-Lorentz "
+            "bath at infinite temperature has no finite correlation function")
+    _number(p, "--TB", paper.TB, "temperature of bath B (the cold one), in (0, inf); TB >= TA is "
             "allowed and reported as such (no gradient, or the roles swapped; no Carnot bound)")
-    _number(p, "--omega-c", 0.1, "coupling strength Omega of V_AB, > 0", dest="omega_c")
-    _number(p, "--delta", -math.pi / 2,
+    _number(p, "--omega-c", paper.omega_c, "coupling strength Omega of V_AB, > 0", dest="omega_c")
+    _number(p, "--delta", paper.delta,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
-    _number(p, "--kappa-a", 0.01, "reorganisation energy of bath A, in (0, inf)", dest="kappa_a")
-    _number(p, "--kappa-b", 0.023, "reorganisation energy of bath B, in (0, inf)", dest="kappa_b")
-    _number(p, "--gamma", 2.0, "Drude cutoff of both baths, > 0")
-    _number(p, "--tau", 6.1, "contact time with V_AB on, in (0, inf)")
-    _number(p, "--relax", 500.0, "rethermalization time with V_AB off, in [0, inf)")
-    p.add_argument("--cycles", type=int, default=2, help="number of cycles, >= 1 (default: 2)")
-    p.add_argument("--depth", type=int, default=3,
+    _number(p, "--kappa-a", paper.kappa_a, "reorganisation energy of bath A, in (0, inf)",
+            dest="kappa_a")
+    _number(p, "--kappa-b", paper.kappa_b, "reorganisation energy of bath B, in (0, inf)",
+            dest="kappa_b")
+    _number(p, "--gamma", paper.gamma, "Drude cutoff of both baths, > 0")
+    _number(p, "--tau", paper.tau, "contact time with V_AB on, in (0, inf)")
+    _number(p, "--relax", paper.tau_relax, "rethermalization time with V_AB off, in [0, inf)")
+    p.add_argument("--cycles", type=int, default=paper.cycles,
+                   help=f"number of cycles, >= 1 (default: {paper.cycles})")
+    p.add_argument("--depth", type=int, default=paper.depth,
                    help="HEOM hierarchy depth, >= 1 (the heat currents come from the first tier; "
-                        "default: 3)")
-    p.add_argument("--n-exp", type=int, default=2, dest="n_exp",
-                   help="HEOM exponents per bath besides the Drude term, >= 0 (default: 2)")
+                        f"default: {paper.depth})")
+    p.add_argument("--n-exp", type=int, default=paper.n_exp, dest="n_exp",
+                   help=f"HEOM exponents per bath besides the Drude term, >= 0 (default: {paper.n_exp})")
     p.add_argument("--memory-limit", type=parse_memory, default=None, dest="memory_limit",
                    metavar="SIZE",
                    help="largest memory the HEOM run may use, e.g. 8G or 512M (default: half the "
                         "machine's memory); the whole run's peak is estimated before anything is "
                         "allocated")
-    p.add_argument("--expansion", default="matsubara", help="matsubara or pade (default: matsubara)")
-    p.add_argument("--initial", default="equilibrated",
-                   help="equilibrated (steady state of the uncoupled hierarchy, chi added) or "
-                        "product (bare Gibbs product, all ADOs zero) (default: equilibrated)")
-    p.add_argument("--solver", default="heom",
-                   help="heom (exact) or lindblad (weak-coupling local master equation) "
-                        "(default: heom)")
+    p.add_argument("--expansion", default=paper.expansion,
+                   help=f"{' or '.join(EXPANSIONS)} (default: {paper.expansion})")
+    p.add_argument("--initial", default=paper.initial,
+                   help=f"{INITIALS[0]} (steady state of the uncoupled hierarchy, chi added) or "
+                        f"{INITIALS[1]} (bare Gibbs product, all ADOs zero) (default: {paper.initial})")
+    p.add_argument("--solver", default=paper.solver,
+                   help=f"{SOLVERS[0]} (exact) or {SOLVERS[1]} (weak-coupling local master equation) "
+                        f"(default: {paper.solver})")
 
 
 def _build_parser() -> argparse.ArgumentParser:
