@@ -299,8 +299,9 @@ def closed_run_figure(run: ClosedRun):
     return fig
 
 
-def save(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure atomically; the format follows the extension (.png, .pdf, .svg)."""
+def save(fig, path: str | Path, close: bool = True) -> Path:
+    """Save a matplotlib figure atomically; the format follows the extension (.png, .pdf, .svg).
+    The figure is closed afterwards unless ``close`` is False (to save it in another format too)."""
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("png", "pdf", "svg"):
@@ -308,7 +309,8 @@ def save(fig, path: str | Path) -> Path:
     try:
         write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=150, format=suffix))
     finally:
-        _pyplot().close(fig)
+        if close:
+            _pyplot().close(fig)
     return path
 
 

@@ -69,7 +69,7 @@ import numpy as np
 from ..closed import energies_closed_form, rho_closed_form
 from ..errors import InvalidParameterError, MissingExtraError
 from ..info import concurrence, mutual_information
-from ..output import check_output_dir, dumps, write_atomic, write_text_atomic
+from ..output import check_output_dir, dumps, write_text_atomic
 from .experiment import COUNTS_FORMAT
 from .export import load_manifest, manifest_hash
 from .tomography import ESTIMATOR_MAPS, SETTINGS, Estimate
@@ -853,6 +853,6 @@ def write_analysis(analysis: ExperimentAnalysis, out_dir: str | os.PathLike) -> 
              "pdf": out / "fig1_experiment.pdf"}
     write_text_atomic(paths["json"], dumps(analysis.to_json(), indent=1) + "\n")
     fig = analysis.figure()
-    write_atomic(paths["png"], lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
-    save(fig, paths["pdf"])  # closes the figure
+    save(fig, paths["png"], close=False)
+    save(fig, paths["pdf"])
     return paths
