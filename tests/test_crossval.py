@@ -28,7 +28,7 @@ def test_crossval_json_report(report, capsys):
                    "exported QASM circuits", "exported QPY circuits"):
         assert any(needle in name for name in by_name), needle
     # Physics: the weak-coupling master equation deviates from the HEOM linearly in kappa over
-    # the contact, and the pump's heat differs from the HEOM by a few per cent (design.md).
+    # the contact, and the pump's heat differs from the HEOM by a few per cent (docs/pump.md).
     exponents = [v for k, v in by_name.items() if "exponent p" in k]
     assert len(exponents) == 2 and all(0.8 < p < 1.2 for p in exponents)
     side = [v for k, v in by_name.items() if k.startswith("pump cycle 1: Q_B HEOM")]

@@ -31,7 +31,7 @@ def test_pump_moves_heat_from_cold_to_hot_and_closes_every_balance(paper_lindbla
         assert abs(abs(c.Q_A) - abs(c.Q_B)) < 1e-6 * abs(c.Q_B)
         assert abs(c.first_law_residual) < 1e-12
         assert c.I0 == pytest.approx(0.595453, abs=5e-7)
-        # design.md: the local master equation gives 0.1832 (HEOM: 0.1868).
+        # docs/pump.md: the local master equation gives 0.1832 (HEOM: 0.1868 with the bare I_0).
         assert c.cop_ratio == pytest.approx(0.1832, abs=1e-4)
         assert c.cop_ratio < c.carnot_bound == 1.0
     s = res.series

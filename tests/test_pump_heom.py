@@ -28,7 +28,7 @@ def test_pumped_heat_and_efficiency_reproduce_the_paper(paper_pump):
     # What is not pumped is the work of switching V off: the first law closes.
     assert abs(cycle.first_law_residual) < 1e-7
     assert abs(cycle.W_on) < 1e-15  # Tr rho0 V = 0 at delta = -pi/2 (Sec. IV)
-    # The bath-dressed start stays a state after chi is added (design.md: ~6e-4).
+    # The bath-dressed start stays a state after chi is added (docs/pump.md, one cycle: ~6e-4).
     assert 1e-4 < cycle.min_eigenvalue_after_chi < 1e-3
     assert np.min(paper_pump.series["sigma"]) > -1e-9
     assert paper_pump.normal_heat_current > 0

@@ -114,7 +114,7 @@ def test_pump_on_aer_reproduces_the_lindblad_pump(pump_runs):
         assert a.Q_A < 0 < a.Q_B  # heat pumped from the cold bath B into the hot bath A
         assert abs(abs(a.Q_A) - abs(a.Q_B)) < 0.01 * abs(a.Q_B)
         assert abs(a.first_law_residual) < 1e-12
-        assert a.Q_B / (pump.TA * i0) == pytest.approx(0.1832, abs=5e-4)  # design.md section 5
+        assert a.Q_B / (pump.TA * i0) == pytest.approx(0.1832, abs=5e-4)  # docs/pump.md: the paper's numbers
     assert aer.series["concurrence"][0] == pytest.approx(closed.concurrence_initial(TA, TB), abs=1e-12)
     assert aer.series["mutual_information"][0] == pytest.approx(0.595453, abs=1e-6)
     assert aer.t.shape == aer.series["E_A"].shape == aer.series["Q_B"].shape

@@ -1,4 +1,4 @@
-"""Tests of qpump.quantum.contact: the circuit is exp(-i t (H_A + H_B + V_AB)) exactly (design.md 5)."""
+"""Tests of qpump.quantum.contact: the circuit is exp(-i t (H_A + H_B + V_AB)) exactly (docs/circuits.md)."""
 
 import math
 

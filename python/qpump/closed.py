@@ -5,7 +5,7 @@ correlation of Eq. 8) and a numerical propagator that exponentiates any two-qubi
 exactly. Phase convention of the command line and of :func:`run_closed`: phi_chi = 0 and
 phi_V = delta, so that delta = phi_V - phi_chi.
 
-Two misprints of App. B are corrected here (each pinned by a test against the propagator):
+Three misprints of App. B are corrected here (each pinned by a test against the propagator):
 rho_11(t) = lambda_1 - lambda_4 (not lambda_1 - lambda_2); E_{A/B}(t) = [lambda_4 - lambda_1
 +/- Delta_AB(t)] / 2, which is what Eq. 12 follows from (the printed B3 has the opposite signs);
 and the Delta_AB(0) term of rho_23 in B2c enters with a plus sign,

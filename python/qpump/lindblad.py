@@ -2,7 +2,7 @@
 
 Each qubit K exchanges excitations with its own Drude-Lorentz bath (coupling sigma_x, spectral
 density J(w) = 2 kappa gamma w / (w^2 + gamma^2)). The golden-rule rates at the qubit gap w = 1
-are (design.md section 5)
+are (docs/pump.md, local master equation)
 
     gamma_down = 2 J(1) (n + 1),   gamma_up = 2 J(1) n,   n = 1 / (e^{1/T} - 1),
 

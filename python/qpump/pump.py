@@ -2,7 +2,7 @@
 
 One cycle (paper Fig. 3): (b) the correlation chi of Eq. 8 is added to the current system state,
 (c) V_AB is switched on for ``tau``, (d)+(a) it is switched off and the qubits rethermalize for
-``tau_relax``. Conventions (design.md section 3): Q_K is the heat drawn FROM bath K (Q_A < 0 and
+``tau_relax``. Conventions (docs/conventions.md): Q_K is the heat drawn FROM bath K (Q_A < 0 and
 Q_B > 0 when the pump works); Sigma = Delta S_AB - Q_A/T_A - Q_B/T_B >= 0 (Eq. C4) and
 Sigma_0 = Delta S_A + Delta S_B - Q_A/T_A - Q_B/T_B = Sigma + Delta I_AB (Eq. 14), both counted
 from the start of each cycle, where the fuel is injected. The efficiency of Eq. 18 is

@@ -1,9 +1,11 @@
 """The Qiskit side of qpump: circuits for the correlated state and the DM/XY contact, Aer runs with the
 baths as noise, measurement and tomography from counts, and export for qubit hardware.
 
-Conventions (design.md section 5): qubit A = Qiskit qubit 0, B = qubit 1, ancillas above; Qiskit is
-little-endian and its Z = diag(1, -1) = -sigma_z, so H_A = -Z/2 on q0. Density matrices returned by this
-package are in qpump's order (index 2a + b, A first).
+Conventions (docs/conventions.md, Qiskit conventions): qubit A = Qiskit qubit 0, B = qubit 1,
+ancillas above; Qiskit is little-endian and its Z = diag(1, -1) = -sigma_z, so H_A = -Z/2 on q0.
+Density matrices returned by this package are in qpump's order (index 2a + b, A first). The
+experiment on hardware: :mod:`.backends` (where it runs), :mod:`.export` (the circuits),
+:mod:`.experiment` (running them), :mod:`.analysis` (the counts).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The DM/XY contact exp(-i t (H_A + H_B + V_AB)) as a two-qubit circuit.
 
-With qubit A = Qiskit qubit 0 and B = qubit 1 (design.md section 5):
+With qubit A = Qiskit qubit 0 and B = qubit 1 (docs/circuits.md, contact circuit):
 
 - V_AB = Omega (e^{i phi_V} |01><10| + h.c.) generates exp(-i t V_AB) = XXPlusYYGate(2 Omega t, phi_V)
   on [q0, q1] (swapping the qubits flips the sign of beta);

@@ -17,7 +17,7 @@ whose Kraus operators (basis |0> = ground, |1> = excited, the same in Qiskit and
     K2 = sqrt(p)   [[sqrt(1-g), 0], [0, 1]],   K3 = sqrt(p)   [[0, 0], [sqrt(g), 0]].
 
 They are passed to Aer as they are: Qiskit's amplitude_damping_error canonicalises Kraus sets by default
-and drops terms below ~1e-8, which biases small time steps (design.md section 5).
+and drops terms below ~1e-8, which biases small time steps (docs/circuits.md, pitfalls).
 
 The dissipator commutes with the free evolution, -i[H_A + H_B, .], so with V_AB off the channel and
 RZ(-dt) compose exactly; with V_AB on they are split symmetrically (Strang, see :mod:`.aer_pump`).
