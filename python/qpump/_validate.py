@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .errors import InvalidParameterError
 
 
-def finite(name: str, value: float) -> float:
+def finite(name: str, value: Any) -> float:
     """Return ``value`` as a float, or raise if it is not a finite real number."""
     try:
         x = float(value)
@@ -20,7 +21,7 @@ def finite(name: str, value: float) -> float:
     return x
 
 
-def positive(name: str, value: float, *, allow_inf: bool = False) -> float:
+def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
     """Return ``value`` if it is > 0 (and finite unless ``allow_inf``), else raise."""
     try:
         x = float(value)

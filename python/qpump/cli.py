@@ -19,6 +19,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import ComputationError, QpumpError
 from .output import check_output_dir, check_output_file, dumps, write_atomic, write_text_atomic
@@ -185,7 +186,8 @@ def _cmd_pump(args: argparse.Namespace) -> int:
     def write_series(path) -> None:
         # A file object, not a name: np.savez would append ".npz" to the temporary name.
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, t=result.t, **{k: np.asarray(v) for k, v in result.series.items()})
+            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in result.series.items()}
+            np.savez_compressed(fh, t=result.t, **arrays)
 
     write_text_atomic(out / "results.json", dumps(payload, indent=2) + "\n")
     write_atomic(out / "series.npz", write_series)

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate as check
 from . import invariants
@@ -132,7 +133,7 @@ def initial_trend(rho0: np.ndarray, potential: np.ndarray, TA: float, TB: float)
 
 
 def rho_closed_form(
-    times: np.ndarray,
+    times: ArrayLike,
     TA: float,
     TB: float,
     omega_c: float,
@@ -188,7 +189,7 @@ def pair_hamiltonian(omega_c: float, phi_v: float) -> np.ndarray:
     return H_A + H_B + coupling_potential(omega_c, phi_v)
 
 
-def propagate(rho0: np.ndarray, times: np.ndarray, hamiltonian: np.ndarray) -> np.ndarray:
+def propagate(rho0: np.ndarray, times: ArrayLike, hamiltonian: np.ndarray) -> np.ndarray:
     """rho(t) = U(t) rho0 U(t)^dagger with U = exp(-i H t), by exact diagonalisation of H.
 
     Parameters

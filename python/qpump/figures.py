@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .closed import ClosedRun, run_closed
 from .errors import InvalidParameterError
@@ -98,8 +99,8 @@ def transient_runs(solver: str = "heom", t_max: float = 100.0, **overrides) -> d
     """The runs behind Figs. 4 and 5: the qubits coupled from t = 0 on and never decoupled,
     kappa_A = kappa_B = 0.01, from the correlated state ("anomalous") and without correlation
     ("normal"). ``overrides`` go to :class:`HeatPump` (e.g. depth, n_exp)."""
-    common = dict(kappa_a=0.01, kappa_b=0.01, tau=t_max, tau_relax=0.0, cycles=1, solver=solver,
-                  dt_contact=0.02)
+    common: dict[str, Any] = dict(kappa_a=0.01, kappa_b=0.01, tau=t_max, tau_relax=0.0, cycles=1,
+                                  solver=solver, dt_contact=0.02)
     common.update(overrides)
     return {
         "anomalous": HeatPump(**common).run(normal_reference=False),
@@ -237,7 +238,7 @@ def sweep_figure(columns: dict, x: str, y: str | None = None, z: str = "efficien
             r, c = np.searchsorted(ys, columns[y][i]), np.searchsorted(xs, columns[x][i])
             grid[r, c] = columns[z][i]
             qb[r, c] = columns["Q_B"][i]
-        style = {"cmap": "viridis"}
+        style: dict[str, Any] = {"cmap": "viridis"}
         if np.nanmin(grid) < 0 < np.nanmax(grid):
             # Signed maps: pumping (> 0) red, reversed (< 0) blue, whatever the two ranges are.
             from matplotlib.colors import TwoSlopeNorm

@@ -118,7 +118,7 @@ class LindbladBackend:
     #: The heat comes from exact matrix exponentials (no quadrature, no step control).
     rtol = 1e-12
     truncation_hint = contact_hint = ""
-    log = None
+    log: Callable[[str], None] | None = None
 
     def __init__(self, pump: HeatPump):
         from .lindblad import LindbladSolver, LocalBath
@@ -691,7 +691,7 @@ def _advancing(bar, start: float) -> Callable[[float], None]:
     return lambda t: bar.update(start + t - bar.n)
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: float, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, desc=desc, unit="t", leave=False,

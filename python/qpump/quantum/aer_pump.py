@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 from qiskit import QuantumCircuit
 
 from .. import _validate as check
@@ -230,7 +231,7 @@ def evolve_split_reference(rho0: np.ndarray, omega_c: float, phi_v: float, baths
     return StepSegment(times=res.times, rho=res.rho, heat=res.heat, hamiltonian=ham)
 
 
-def noise_free_states(prefix: QuantumCircuit | None, times: Sequence[float], omega_c: float, phi_v: float,
+def noise_free_states(prefix: QuantumCircuit | None, times: ArrayLike, omega_c: float, phi_v: float,
                       rho0: np.ndarray | None = None) -> np.ndarray:
     """rho(t) of the isolated pair on Aer: the preparation (or rho0) followed by the exact contact circuit.
 
@@ -239,7 +240,7 @@ def noise_free_states(prefix: QuantumCircuit | None, times: Sequence[float], ome
     from ._aer import density_matrices_of
 
     circuits = []
-    for t in times:
+    for t in np.atleast_1d(np.asarray(times, dtype=float)):
         qc = _initial_circuit(rho0, prefix, prefix.num_qubits if prefix is not None else 2)
         append_contact(qc, float(t), omega_c, phi_v)
         circuits.append(qc)
@@ -267,7 +268,7 @@ class AerBackend:
 
     rtol = 1e-10
     truncation_hint = contact_hint = ""
-    log = None
+    log: Callable[[str], None] | None = None
 
     def __init__(self, pump: HeatPump, *, bath_model: str = "channel", injection: str = "exact",
                  reference: bool = False):
@@ -344,7 +345,7 @@ def _on_aer_grid(pump: HeatPump, dt: float, relax_steps: int) -> HeatPump:
     return replace(pump, dt_contact=dt, dt_relax=pump.tau_relax / relax_steps if relax_steps else 1.0)
 
 
-def _run(pump: HeatPump, dt: float, relax_steps: int, backend_options: dict) -> PumpResult:
+def _run(pump: HeatPump | None, dt: float, relax_steps: int, backend_options: dict) -> PumpResult:
     on_grid = _on_aer_grid(pump if pump is not None else HeatPump(), dt, relax_steps)
     result = on_grid.run(normal_reference=False, backend=AerBackend(on_grid, **backend_options))
     result.params.update(dt=float(on_grid.contact_times()[1]), relax_steps=relax_steps)

@@ -802,12 +802,14 @@ def analyze(counts_path: str | os.PathLike, manifest_path: str | os.PathLike | N
     computed = {column: _quantities(layout, probabilities) for column, probabilities in columns.items()}
 
     ideal_p = _probabilities_of(manifest, layout.names, "expected", "probabilities")
+    if ideal_p is None:
+        _fail("the manifest has no expected probabilities: export the set again")
     noisy_raw = _probabilities_of(manifest, layout.names, "noisy", "raw")
     noisy_mit = _probabilities_of(manifest, layout.names, "noisy", "mitigated")
     has_noisy = noisy_raw is not None and noisy_mit is not None
-    sources = {"ideal": ideal_p,
-               "noisy_raw": noisy_raw if has_noisy else ideal_p,
-               "noisy_mitigated": noisy_mit if has_noisy else ideal_p}
+    sources = {"ideal": ideal_p, "noisy_raw": ideal_p, "noisy_mitigated": ideal_p}
+    if noisy_raw is not None and noisy_mit is not None:
+        sources.update(noisy_raw=noisy_raw, noisy_mitigated=noisy_mit)
     predicted = {s: _quantities(layout, p[None]) for s, p in sources.items()}
 
     values: dict = {method: {} for method in layout.methods}
@@ -841,7 +843,7 @@ def _spread(samples: np.ndarray) -> np.ndarray:
     return samples.std(axis=0, ddof=1)
 
 
-def write_analysis(analysis: ExperimentAnalysis, out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_analysis(analysis: ExperimentAnalysis, out_dir: str | Path) -> dict[str, Path]:
     """Write ``analysis.json`` (strict JSON) and ``fig1_experiment.png`` / ``.pdf`` into ``out_dir``.
 
     Every file is written atomically. Returns {"json", "png", "pdf"} -> path.

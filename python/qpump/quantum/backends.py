@@ -21,7 +21,7 @@ that would leave the layout (routing swaps) is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,7 +298,7 @@ def two_qubit_gate_count(circuit: QuantumCircuit) -> int:
                if inst.operation.num_qubits == 2 and inst.operation.name not in ("barrier", "measure"))
 
 
-def noise_model_of(backend, qubits: Sequence[int] | None = None):
+def noise_model_of(backend, qubits: Iterable[int] | None = None):
     """Aer's noise model of a device (None for the ideal backend).
 
     With ``qubits``, only the errors acting within those qubits, built from the same device models

@@ -243,12 +243,12 @@ def _progress(progress: bool | Callable[[int, int], None], total: int) -> Callab
     if callable(progress):
         done = [0]
 
-        def report(n: int | None) -> None:
+        def report_to(n: int | None) -> None:
             if n is not None:
                 done[0] += n
                 progress(done[0], total)
 
-        return report
+        return report_to
     from tqdm import tqdm
 
     bar = tqdm(total=total, disable=not progress, desc="jobs", unit="job", leave=False)

@@ -41,6 +41,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -114,7 +115,7 @@ def _qiskit_label(label_a_then_b: str, num_qubits: int) -> str:
 def _expected(rho: np.ndarray, setting: str, num_qubits: int = 2) -> dict:
     p = setting_probabilities(rho, setting)
     paulis = pauli_expectations(rho, setting)
-    out = {
+    out: dict[str, Any] = {
         "probabilities": {f"{b}{a}": float(p[2 * a + b]) for a in (0, 1) for b in (0, 1)},
         "paulis_A_then_B": paulis,
         "paulis_qiskit_order": {_qiskit_label(k, num_qubits): v for k, v in paulis.items()},
@@ -305,7 +306,7 @@ def export_circuits(out_dir: str | os.PathLike, TA: float = 2.0, TB: float = 1.0
         }
         if device.backend is not None:
             entry["isa_qpy"] = f"isa/{item.name}.qpy"
-        if gates is not None:
+        if gates is not None and raw is not None:
             entry["noisy"] = {"raw": _probability_dict(raw[k]), "mitigated": _probability_dict(gates[k])}
         files[item.name] = entry
         group = groups.setdefault(item.group, {"files": [], "weights": [], "kind": item.kind,
@@ -374,7 +375,11 @@ def _write_circuit_files(out: Path, item: ExportItem, isa: QuantumCircuit, devic
         return write
 
     text = qasm3.dumps(isa)
-    write_atomic(out / f"{item.name}.qasm", lambda tmp: tmp.write_text(text))
+
+    def write_qasm(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    write_atomic(out / f"{item.name}.qasm", write_qasm)
     write_atomic(out / f"{item.name}.qpy", dump_qpy(item.circuit))
     if device.backend is not None:
         write_atomic(out / "isa" / f"{item.name}.qpy", dump_qpy(isa))

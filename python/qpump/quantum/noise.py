@@ -96,7 +96,7 @@ def gad_parameters(bath: LocalBath, dt: float) -> tuple[float, float]:
 
 def gad_superoperator(damping: float, p_excited: float) -> np.ndarray:
     """The GAD channel as a 4x4 superoperator on row-major vec(rho) (for checks)."""
-    return sum(np.kron(k, k.conj()) for k in gad_kraus(damping, p_excited))
+    return np.sum([np.kron(k, k.conj()) for k in gad_kraus(damping, p_excited)], axis=0)
 
 
 def bath_error(bath: LocalBath, dt: float):

@@ -136,7 +136,7 @@ def setting_probabilities(rho: np.ndarray, setting: str) -> np.ndarray:
 def pauli_expectations(rho: np.ndarray, setting: str) -> dict[str, float]:
     """Exact <P (x) I>, <I (x) Q>, <P (x) Q> measured by ``setting`` = PQ (Qiskit's Pauli matrices)."""
     p = setting_probabilities(rho, setting)
-    a, b = setting
+    a, b = setting[0], setting[1]
     return {f"{a}I": float(_SIGN_A @ p), f"I{b}": float(_SIGN_B @ p), setting: float(_SIGN_A * _SIGN_B @ p)}
 
 
@@ -337,7 +337,8 @@ def state_tomography(data: Mapping[str, CountData], *, model: str = "general", b
     frequencies = {s: [(w, *_frequencies(c)) for w, c in branches[s]] for s in maps}
     samples = np.empty((bootstrap, 2))
     for r in range(bootstrap):
-        resampled = {s: sum(w * rng.multinomial(shots, n / shots) / shots for w, n, shots in frequencies[s])
+        resampled = {s: np.sum([w * rng.multinomial(shots, n / shots) / shots
+                                for w, n, shots in frequencies[s]], axis=0)
                      for s in maps}
         samples[r] = _nonlinear(_invert(model, resampled))
     spread = samples.std(axis=0, ddof=1)

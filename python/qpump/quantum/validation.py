@@ -85,15 +85,15 @@ def quantum_rows(TA: float = 2.0, TB: float = 1.0, omega_c: float = 0.1, delta: 
     """
     from .noise import collision_circuit, gad_parameters, gad_superoperator
 
-    times = np.linspace(0.0, 4 * tau, 9) if times is None else np.asarray(times, dtype=float)
+    grid = np.linspace(0.0, 4 * tau, 9) if times is None else np.asarray(times, dtype=float)
     rows = _preparation_rows(TA, TB)
     dev = max(np.max(np.abs(circuit_operator(contact_circuit(t, omega_c, delta))
-                            - contact_operator(t, omega_c, delta))) for t in times)
+                            - contact_operator(t, omega_c, delta))) for t in grid)
     rows.append(row("contact circuit exp(-i t H) vs exact exponential (operator)", dev, TOL_EXACT))
     corr = optimal_correlation(TA, TB)
     prefix = preparation_of(corr, "ancilla").branches[0].circuit
-    aer = noise_free_states(prefix, times, omega_c, delta)
-    closed_form = rho_closed_form(times, TA, TB, omega_c, delta, corr)
+    aer = noise_free_states(prefix, grid, omega_c, delta)
+    closed_form = rho_closed_form(grid, TA, TB, omega_c, delta, corr)
     rows.append(row("Aer noise-free rho(t) vs closed form (App. B)", np.max(np.abs(aer - closed_form)),
                     TOL_NOISE_FREE))
     baths = [LocalBath(0, kappa_a, gamma, TA), LocalBath(1, kappa_b, gamma, TB)]
