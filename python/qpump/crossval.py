@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from .states import optimal_correlation
 
 __all__ = ["crossval_rows", "weak_coupling_rows", "format_table", "format_markdown", "REPO_CIRCUITS"]
 
-REPO_CIRCUITS = Path(__file__).resolve().parents[2] / "circuits"
+#: The committed circuit set for the paper's parameters, shipped inside the package (the repository's
+#: top-level ``circuits/`` points to the same folder).
+REPO_CIRCUITS = Path(str(resources.files("qpump") / "circuits"))
 WEAK_KAPPAS = (0.001, 0.01)
 
 
