@@ -46,22 +46,22 @@ def non_negative(name: str, value: float) -> float:
 MAX_TRUNCATION = 2**31 - 1
 
 
-def non_negative_int(name: str, value: int, maximum: int | None = None) -> int:
-    """Return ``value`` if it is an integer in [0, maximum] (>= 0 without ``maximum``), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 \
+def _integer(name: str, value: int, low: int, maximum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
             or (maximum is not None and value > maximum):
-        allowed = f"in [0, {maximum}]" if maximum is not None else ">= 0"
+        allowed = f"in [{low}, {maximum}]" if maximum is not None else f">= {low}"
         raise InvalidParameterError(f"{name} = {value!r} must be an integer {allowed}")
     return int(value)
+
+
+def non_negative_int(name: str, value: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer in [0, maximum] (>= 0 without ``maximum``), else raise."""
+    return _integer(name, value, 0, maximum)
 
 
 def positive_int(name: str, value: int, maximum: int | None = None) -> int:
     """Return ``value`` if it is an integer in [1, maximum] (>= 1 without ``maximum``), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
-            or (maximum is not None and value > maximum):
-        allowed = f"in [1, {maximum}]" if maximum is not None else ">= 1"
-        raise InvalidParameterError(f"{name} = {value!r} must be an integer {allowed}")
-    return int(value)
+    return _integer(name, value, 1, maximum)
 
 
 def one_of(name: str, value: object, allowed: tuple) -> object:

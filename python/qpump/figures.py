@@ -58,16 +58,22 @@ def figure1(t_max: float = 60.0, points: int = 601):
         axes[1].plot(tr.times, tr.concurrence, label=label, **style)
         axes[2].plot(tr.times, tr.mutual_information, label=label, **style)
     axes[0].set_ylabel(r"SED $\Delta_{AB} = E_A - E_B$ [$\hbar\omega$]")
-    axes[1].set_ylabel(r"concurrence $\mathcal{C}$")
-    axes[2].set_ylabel(r"mutual information $I_{AB}$ [nats]")
-    axes[2].set_xlabel(r"time $t$ [$1/\omega$]")
-    for ax, tag in zip(axes, "abc", strict=True):
-        ax.text(0.01, 0.9, f"({tag})", transform=ax.transAxes)
-        ax.grid(alpha=0.3)
+    label_fig1_panels(axes, r"time $t$ [$1/\omega$]")
     axes[0].legend(loc="lower right", fontsize="small")
     fig.suptitle(r"Isolated pair, $T_A = 2$, $T_B = 1$, $\Omega = 0.1$ (paper Fig. 1)")
     fig.tight_layout()
     return fig
+
+
+def label_fig1_panels(axes, xlabel: str) -> None:
+    """Axis labels, panel tags and grids of a Fig. 1-style column: (a) energies, (b) concurrence,
+    (c) mutual information (shared by the paper's Fig. 1 and the experiment's)."""
+    axes[1].set_ylabel(r"concurrence $\mathcal{C}$")
+    axes[2].set_ylabel(r"mutual information $I_{AB}$ [nats]")
+    axes[2].set_xlabel(xlabel)
+    for ax, tag in zip(axes, "abc", strict=True):
+        ax.text(0.01, 0.9, f"({tag})", transform=ax.transAxes)
+        ax.grid(alpha=0.3)
 
 
 def figure2(t_max: float = 60.0, points: int = 601):

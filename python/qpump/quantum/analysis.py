@@ -614,7 +614,7 @@ class ExperimentAnalysis:
         open: raw; one marker per method)."""
         from matplotlib.lines import Line2D
 
-        from ..figures import _pyplot
+        from ..figures import _pyplot, label_fig1_panels
 
         plt = _pyplot()
         p = self.parameters
@@ -658,12 +658,7 @@ class ExperimentAnalysis:
                         Line2D([], [], color="gray", ls=":", label="noisy prediction (raw)")]
         axes[0].legend(handles=handles, fontsize="x-small", loc="best", ncol=2)
         axes[0].set_ylabel(r"local energy $E_K$ [$\hbar\omega$]")
-        axes[1].set_ylabel(r"concurrence $\mathcal{C}$")
-        axes[2].set_ylabel(r"mutual information $I_{AB}$ [nats]")
-        axes[2].set_xlabel(r"contact time $t$ [$1/\omega$]")
-        for ax, tag in zip(axes, "abc", strict=True):
-            ax.text(0.01, 0.9, f"({tag})", transform=ax.transAxes)
-            ax.grid(alpha=0.3)
+        label_fig1_panels(axes, r"contact time $t$ [$1/\omega$]")
         fig.suptitle(rf"Experiment on {self.backend.get('name')}: $T_A = {ta:g}$, $T_B = {tb:g}$, "
                      rf"$\Omega = {omega:g}$, $\delta = {delta:.3g}$", fontsize="medium")
         fig.text(0.01, 0.005, self.verdict, fontsize=6, wrap=True)
