@@ -83,6 +83,13 @@ class Estimate:
     def __iter__(self):
         return iter((self.value, self.error))
 
+    @property
+    def z(self) -> float:
+        """value / error, the significance of a non-zero value (inf for an exact non-zero value)."""
+        if self.error == 0.0:
+            return 0.0 if self.value == 0.0 else math.copysign(math.inf, self.value)
+        return self.value / self.error
+
 
 def _check_setting(setting: str) -> str:
     if setting not in SETTINGS:
