@@ -6,7 +6,7 @@ use crate::heom::cancel::Check;
 use crate::heom::error::{HeomError, HeomResult};
 use crate::heom::hierarchy::count_ados;
 use crate::heom::linalg::C64;
-use crate::heom::solver::{memory_estimate, BathSpec, Solver};
+use crate::heom::{memory_estimate, BathSpec, Solver};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use numpy::{PyReadonlyArray3, PyUntypedArrayMethods};
@@ -25,25 +25,36 @@ fn core_version() -> &'static str {
     crate::core_version()
 }
 
-/// Convert a core error into the matching exception of `qpump.errors` (an interruption whose
-/// cause is unknown into KeyboardInterrupt).
-fn to_py(py: Python<'_>, err: HeomError) -> PyErr {
-    let class = match err {
-        HeomError::InvalidParameter { .. } => "InvalidParameterError",
-        HeomError::NonFinite { .. } | HeomError::StepTooSmall { .. } => "IntegrationError",
-        HeomError::Interrupted => {
-            return pyo3::exceptions::PyKeyboardInterrupt::new_err(err.to_string())
+/// The step loop propagations run: "avx2", or "portable" (no AVX2, or QPUMP_PORTABLE set).
+#[pyfunction]
+fn simd_path() -> &'static str {
+    crate::heom::simd_path()
+}
+
+// The exception classes of `qpump.errors`, imported once, so that every core error crosses into
+// Python here, as the class the rest of qpump raises for the same failure.
+pyo3::import_exception!(qpump.errors, InvalidParameterError);
+pyo3::import_exception!(qpump.errors, IntegrationError);
+
+impl From<HeomError> for PyErr {
+    /// A core error as the matching exception of `qpump.errors` (an interruption whose cause is
+    /// unknown as KeyboardInterrupt).
+    fn from(err: HeomError) -> PyErr {
+        let msg = err.to_string();
+        match err {
+            HeomError::InvalidParameter { .. } => InvalidParameterError::new_err(msg),
+            HeomError::NonFinite { .. } | HeomError::StepTooSmall { .. } => {
+                IntegrationError::new_err(msg)
+            }
+            HeomError::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         }
-    };
-    let msg = err.to_string();
-    match py
-        .import("qpump.errors")
-        .and_then(|m| m.getattr(class))
-        .and_then(|c| c.call1((msg.clone(),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(_) => pyo3::exceptions::PyValueError::new_err(msg),
     }
+}
+
+/// An array whose length does not fit the shape it is given, as qpump's own exception (naming
+/// the array) rather than a bare RuntimeError.
+fn shape_error(what: &str, err: numpy::ndarray::ShapeError) -> PyErr {
+    InvalidParameterError::new_err(format!("{what}: {err}"))
 }
 
 /// Run the core's `work` detached from Python (other threads run meanwhile), handing it a
@@ -72,7 +83,7 @@ where
             })
         })
     });
-    res.map_err(|err| raised.take().unwrap_or_else(|| to_py(py, err)))
+    res.map_err(|err| raised.take().unwrap_or_else(|| err.into()))
 }
 
 fn matrix(a: &PyReadonlyArray2<'_, C64>) -> (usize, Vec<C64>) {
@@ -97,17 +108,14 @@ fn drude_lorentz_exponents<'py>(
         "matsubara" => Expansion::Matsubara,
         "pade" => Expansion::Pade,
         other => {
-            return Err(to_py(
-                py,
-                HeomError::invalid(
-                    "expansion",
-                    format!("expansion = {other:?} must be 'matsubara' or 'pade'"),
-                ),
-            ))
+            return Err(HeomError::invalid(
+                "expansion",
+                format!("expansion = {other:?} must be 'matsubara' or 'pade'"),
+            )
+            .into())
         }
     };
-    let b = bath::drude_lorentz(kappa, gamma, temperature, n_exp, exp, terminator)
-        .map_err(|e| to_py(py, e))?;
+    let b = bath::drude_lorentz(kappa, gamma, temperature, n_exp, exp, terminator)?;
     Ok((
         Array1::from_vec(b.exponents.iter().map(|e| e.c).collect()).into_pyarray(py),
         b.exponents.iter().map(|e| e.nu).collect(),
@@ -141,10 +149,9 @@ struct HeomCore {
 impl HeomCore {
     /// baths: list of (Q (d, d) complex, c (K,) complex, nu (K,) float, delta float).
     #[new]
-    #[pyo3(signature = (h, baths, depth, rtol, atol, max_step, method="adams"))]
-    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    #[pyo3(signature = (h, baths, depth, rtol, atol, max_step))]
+    #[allow(clippy::type_complexity)]
     fn new(
-        py: Python<'_>,
         h: PyReadonlyArray2<'_, C64>,
         baths: Vec<(
             PyReadonlyArray2<'_, C64>,
@@ -156,7 +163,6 @@ impl HeomCore {
         rtol: f64,
         atol: f64,
         max_step: f64,
-        method: &str,
     ) -> PyResult<Self> {
         let (d, hv) = matrix(&h);
         let mut specs = Vec::with_capacity(baths.len());
@@ -164,24 +170,10 @@ impl HeomCore {
             let (_, qv) = matrix(q);
             let c: Vec<C64> = c.as_array().iter().cloned().collect();
             let nu: Vec<f64> = nu.as_array().iter().cloned().collect();
-            let exps: BathExponents = bath::generic(&c, &nu, *delta).map_err(|e| to_py(py, e))?;
+            let exps: BathExponents = bath::generic(&c, &nu, *delta)?;
             specs.push(BathSpec { q: qv, exps });
         }
-        let mut inner =
-            Solver::new(d, &hv, specs, depth, rtol, atol, max_step).map_err(|e| to_py(py, e))?;
-        inner.adams_method = match method {
-            "etdrk4" => false,
-            "adams" => true,
-            other => {
-                return Err(to_py(
-                    py,
-                    HeomError::invalid(
-                        "method",
-                        format!("method = {other:?} must be 'etdrk4' or 'adams'"),
-                    ),
-                ))
-            }
-        };
+        let inner = Solver::new(d, &hv, specs, depth, rtol, atol, max_step)?;
         Ok(HeomCore { inner })
     }
 
@@ -194,16 +186,15 @@ impl HeomCore {
     /// Current time of the state.
     #[getter]
     fn time(&self) -> f64 {
-        self.inner.t
+        self.inner.time()
     }
 
     /// ADO labels, shape (n_ados, K).
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
-        let k = self.inner.hier.n_exponents;
-        let n = self.inner.n_ados();
-        let v: Vec<i64> = self.inner.hier.labels.iter().map(|&x| x as i64).collect();
-        let arr = Array2::from_shape_vec((n, k), v)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        let hier = self.inner.hierarchy();
+        let (n, k) = (hier.n_ados(), hier.n_exponents);
+        let v: Vec<i64> = hier.labels.iter().map(|&x| x as i64).collect();
+        let arr = Array2::from_shape_vec((n, k), v).map_err(|e| shape_error("labels", e))?;
         Ok(arr.into_pyarray(py))
     }
 
@@ -213,40 +204,33 @@ impl HeomCore {
     }
 
     /// Replace the system Hamiltonian; the hierarchy and ADOs are kept.
-    fn set_hamiltonian(&mut self, py: Python<'_>, h: PyReadonlyArray2<'_, C64>) -> PyResult<()> {
+    fn set_hamiltonian(&mut self, h: PyReadonlyArray2<'_, C64>) -> PyResult<()> {
         let (d, hv) = matrix(&h);
-        if d != self.inner.d || h.shape()[1] != d {
-            return Err(to_py(
-                py,
-                HeomError::invalid(
-                    "H",
-                    format!(
-                        "H must have shape ({0}, {0}), got {1:?}",
-                        self.inner.d,
-                        h.shape()
-                    ),
+        if d != self.inner.dim() || h.shape()[1] != d {
+            return Err(HeomError::invalid(
+                "H",
+                format!(
+                    "H must have shape ({0}, {0}), got {1:?}",
+                    self.inner.dim(),
+                    h.shape()
                 ),
-            ));
+            )
+            .into());
         }
-        self.inner.set_hamiltonian(&hv).map_err(|e| to_py(py, e))
+        Ok(self.inner.set_hamiltonian(&hv)?)
     }
 
     /// Load all ADOs (unscaled, shape (n_ados, d, d)) at time t.
-    fn set_state(
-        &mut self,
-        py: Python<'_>,
-        t: f64,
-        ados: PyReadonlyArray3<'_, C64>,
-    ) -> PyResult<()> {
+    fn set_state(&mut self, t: f64, ados: PyReadonlyArray3<'_, C64>) -> PyResult<()> {
         let v: Vec<C64> = ados.as_array().iter().cloned().collect();
-        self.inner.set_state(t, &v).map_err(|e| to_py(py, e))
+        Ok(self.inner.set_state(t, &v)?)
     }
 
     /// Integrate the deviation from the stationary hierarchy `ados` (unscaled, shape
     /// (n_ados, d, d)) of the current H; returns its stationarity residual max |L y|.
-    fn set_reference(&mut self, py: Python<'_>, ados: PyReadonlyArray3<'_, C64>) -> PyResult<f64> {
+    fn set_reference(&mut self, ados: PyReadonlyArray3<'_, C64>) -> PyResult<f64> {
         let v: Vec<C64> = ados.as_array().iter().cloned().collect();
-        self.inner.set_reference(&v).map_err(|e| to_py(py, e))
+        Ok(self.inner.set_reference(&v)?)
     }
 
     /// Integrate the whole state again.
@@ -256,9 +240,9 @@ impl HeomCore {
 
     /// All ADOs (unscaled), shape (n_ados, d, d).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray3<C64>>> {
-        let d = self.inner.d;
+        let d = self.inner.dim();
         let arr = Array3::from_shape_vec((self.inner.n_ados(), d, d), self.inner.state())
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+            .map_err(|e| shape_error("state", e))?;
         Ok(arr.into_pyarray(py))
     }
 
@@ -280,8 +264,8 @@ impl HeomCore {
     )> {
         let times: Vec<f64> = times.as_array().iter().cloned().collect();
         let solver = &mut self.inner;
-        let d = solver.d;
-        let nb = solver.baths.len();
+        let d = solver.dim();
+        let nb = solver.n_baths();
         let (rho, heat, eint) = detached(py, progress, |check| {
             let mut rho = Vec::with_capacity(times.len() * d * d);
             let mut heat = Vec::with_capacity(times.len() * nb);
@@ -298,12 +282,11 @@ impl HeomCore {
             Ok((rho, heat, eint))
         })?;
         let nt = times.len();
-        let shape_err = |e: numpy::ndarray::ShapeError| {
-            pyo3::exceptions::PyRuntimeError::new_err(e.to_string())
-        };
-        let rho = Array3::from_shape_vec((nt, d, d), rho).map_err(shape_err)?;
-        let heat = Array2::from_shape_vec((nt, nb), heat).map_err(shape_err)?;
-        let eint = Array2::from_shape_vec((nt, nb), eint).map_err(shape_err)?;
+        let rho = Array3::from_shape_vec((nt, d, d), rho).map_err(|e| shape_error("rho", e))?;
+        let heat =
+            Array2::from_shape_vec((nt, nb), heat).map_err(|e| shape_error("heat current", e))?;
+        let eint = Array2::from_shape_vec((nt, nb), eint)
+            .map_err(|e| shape_error("interaction energy", e))?;
         Ok((
             rho.into_pyarray(py),
             heat.into_pyarray(py),
@@ -313,10 +296,10 @@ impl HeomCore {
 
     /// Integration counters: steps, rejected, rhs_evaluations.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("steps", self.inner.stats.steps)?;
-        d.set_item("rejected_steps", self.inner.stats.rejected)?;
-        d.set_item("rhs_evaluations", self.inner.stats.rhs_evaluations)?;
+        let (d, stats) = (PyDict::new(py), self.inner.stats());
+        d.set_item("steps", stats.steps)?;
+        d.set_item("rejected_steps", stats.rejected)?;
+        d.set_item("rhs_evaluations", stats.rhs_evaluations)?;
         Ok(d)
     }
 
@@ -346,6 +329,7 @@ impl HeomCore {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(core_version, m)?)?;
     m.add_function(wrap_pyfunction!(drude_lorentz_exponents, m)?)?;
     m.add_function(wrap_pyfunction!(ado_count, m)?)?;

@@ -21,6 +21,7 @@ from qutip.solver.heom import DrudeLorentzBath as QtDLBath
 from qutip.solver.heom import DrudeLorentzPadeBath as QtPadeBath
 from qutip.solver.heom import HEOMSolver as QtHEOMSolver
 
+from qpump.bench import qutip_heat_currents, qutip_liouvillian
 from qpump.errors import HierarchyTooLargeError, IntegrationError, InvalidParameterError
 from qpump.heom import ADOState, DrudeLorentzBath, ExponentialBath, HEOMSolver
 from qpump.states import (
@@ -33,7 +34,7 @@ from qpump.states import (
     optimal_correlation,
 )
 
-# The model of design.md section 3, taken from the package's own lower layers.
+# The model of the paper (README, physics conventions), taken from the package's own lower layers.
 SX, SZ, I2 = SIGMA_X, SIGMA_Z, IDENTITY2
 H0 = H_A + H_B
 QA = np.kron(SX, I2)
@@ -66,22 +67,6 @@ def _qt_bath(q, kappa, gamma, temp, n_exp, expansion, dims):
     return cls(qt.Qobj(q, dims=dims), lam=kappa, gamma=gamma, T=temp, Nk=n_exp)
 
 
-def _qt_heat_current(state, qbath, q, offset, n_total, h):
-    """j into the bath from QuTiP's first-tier ADOs (design.md section 4)."""
-    j = 0.0
-    for k, e in enumerate(qbath.exponents):
-        label = [0] * n_total
-        label[offset + k] = 1
-        j += e.vk * np.trace(q @ state.extract(tuple(label)).full()).real
-    ci0 = sum(e.ck2 if e.ck2 is not None else 0.0 for e in qbath.exponents)
-    rho = state.rho.full()
-    j -= 2 * ci0 * np.trace(q @ q @ rho).real
-    delta = qbath.terminator()[0].real
-    c1 = h @ q - q @ h
-    j += delta * np.trace((c1 @ q - q @ c1) @ rho).real
-    return j
-
-
 def qutip_reference(segments, bath_params, depth, rho0, dims):
     """Run QuTiP's HEOMSolver over piecewise-constant segments [(H, times), ...].
 
@@ -90,25 +75,16 @@ def qutip_reference(segments, bath_params, depth, rho0, dims):
     """
     qbaths = [_qt_bath(q, *p, dims) for q, p in bath_params]
     qs = [q for q, _ in bath_params]
-    n_total = sum(len(b.exponents) for b in qbaths)
-    offsets = np.cumsum([0] + [len(b.exponents) for b in qbaths])
     opts = dict(rtol=1e-11, atol=1e-13, nsteps=10**8, store_ados=True, progress_bar=False)
     state = qt.Qobj(rho0, dims=dims)
     rhos, currents = [], []
     for h, times in segments:
-        liou = qt.liouvillian(qt.Qobj(h, dims=dims))
-        for b in qbaths:
-            liou = liou + b.terminator()[1]
-        solver = QtHEOMSolver(liou, qbaths, max_depth=depth, options=opts)
+        solver = QtHEOMSolver(qutip_liouvillian(h, qbaths, dims), qbaths, max_depth=depth, options=opts)
         res = solver.run(state, times)
+        heat = qutip_heat_currents(qbaths, qs, h)
         for st in res.ado_states:
             rhos.append(st.rho.full())
-            currents.append(
-                [
-                    _qt_heat_current(st, b, q, offsets[i], n_total, h)
-                    for i, (b, q) in enumerate(zip(qbaths, qs, strict=True))
-                ]
-            )
+            currents.append([current(None, st) for current in heat])
         state = res.ado_states[-1]
     return np.array(rhos), np.array(currents)
 
@@ -179,23 +155,11 @@ def test_dynamics_match_qutip(name):
     assert np.max(np.abs(j_ref)) > 1e-3
 
 
-def test_etdrk4_stepper_matches_qutip():
-    """The alternative stepper (ETDRK4 with step doubling) on the V-switch case."""
-    build, bath_params, depth, rho0, dims = CASES["pump_V_switched_off"]
-    segments = build()
-    rho_ref, j_ref = qutip_reference(segments, bath_params, depth, rho0, dims)
-    rho, j, _ = qpump_run(segments, bath_params, depth, rho0, method="etdrk4", rtol=1e-8, atol=1e-10)
-    assert np.max(np.abs(rho - rho_ref)) < 1e-7
-    assert np.max(np.abs(j - j_ref)) < 1e-7
-
-
 def test_steady_state_matches_qutip():
     bath_params = [(QA, (0.01, 2.0, 2.0, 2, "matsubara")), (QB, (0.023, 2.0, 1.0, 2, "matsubara"))]
     h = H0 + v_ab()
     qbaths = [_qt_bath(q, *p, DIMS) for q, p in bath_params]
-    liou = qt.liouvillian(qt.Qobj(h, dims=DIMS))
-    for b in qbaths:
-        liou = liou + b.terminator()[1]
+    liou = qutip_liouvillian(h, qbaths, DIMS)
     ref, _ = QtHEOMSolver(liou, qbaths, max_depth=3, options={"progress_bar": False}).steady_state()
     solver = HEOMSolver(h, [DrudeLorentzBath(q, *p) for q, p in bath_params], depth=3)
     ss = solver.steady_state()
@@ -447,8 +411,9 @@ def test_solver_errors():
         HEOMSolver(np.array([[np.inf, 0], [0, 1]]), [bath])
     with pytest.raises(InvalidParameterError):
         HEOMSolver(SZ, ["not a bath"])
-    with pytest.raises(InvalidParameterError, match="method"):
-        HEOMSolver(SZ, [bath], method="rk45")
+    for method in ("adams", "etdrk4"):
+        with pytest.raises(InvalidParameterError, match="method= was removed in 0.2: the exponential Adams"):
+            HEOMSolver(SZ, [bath], method=method)
     solver = HEOMSolver(SZ, [bath], depth=2)
     with pytest.raises(InvalidParameterError, match="rho0"):
         solver.run(np.eye(3) / 3, [0, 1])
@@ -477,21 +442,19 @@ def test_hierarchy_too_large_is_refused_before_allocation():
         HEOMSolver(H0, baths, depth=60)  # more ADOs than the default limit allows
 
 
-@pytest.mark.parametrize("method", ["adams", "etdrk4"])
-def test_non_finite_during_integration_names_the_time(method):
+def test_non_finite_during_integration_names_the_time():
     bath = ExponentialBath(SX, [1e300], [1.0])
-    solver = HEOMSolver(0.5 * SZ, [bath], depth=3, method=method)
+    solver = HEOMSolver(0.5 * SZ, [bath], depth=3)
     with pytest.raises(IntegrationError, match=r"t = [0-9.e-]+.*smaller"):
         solver.run(np.array([[0.5, 0.5], [0.5, 0.5]]), [0.0, 1.0])
 
 
-@pytest.mark.parametrize("method", ["adams", "etdrk4"])
-def test_ctrl_c_stops_a_long_run_and_leaves_the_solver_usable(method):
+def test_ctrl_c_stops_a_long_run_and_leaves_the_solver_usable():
     """Ctrl-C (interrupt_main from another thread) reaches a run of half a minute or more (924
-    ADOs, no steady-state frame, about 1.2 ms per Adams step and 6 ms per ETDRK4 step here)
-    between two steps, as KeyboardInterrupt; the solver runs normally afterwards."""
+    ADOs, no steady-state frame, about 1.2 ms per step here) between two steps, as
+    KeyboardInterrupt; the solver runs normally afterwards."""
     baths = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0), DrudeLorentzBath(QB, 0.023, 2.0, 1.0)]
-    solver = HEOMSolver(H0 + v_ab(), baths, depth=6, method=method, steady_frame=False)
+    solver = HEOMSolver(H0 + v_ab(), baths, depth=6, steady_frame=False)
     fired = []
 
     def interrupt():
@@ -522,7 +485,7 @@ def _pump_cycle(t_off: np.ndarray, **solver_kw) -> tuple[np.ndarray, np.ndarray,
     baths = [DrudeLorentzBath(QA, 0.01, 2.0, 2.0), DrudeLorentzBath(QB, 0.023, 2.0, 1.0)]
     start = HEOMSolver(H0, baths, depth=3).steady_state()
     ados = start.ados.copy()
-    ados[0] += chi_matrix()  # Eq. 10 added to the dressed steady state (design.md sec. 3)
+    ados[0] += chi_matrix()  # Eq. 10 added to the dressed steady state
     solver = HEOMSolver(H0 + v_ab(), baths, depth=3, **solver_kw)
     a = solver.run(ADOState(ados, start.labels), t_on)
     solver.set_hamiltonian(H0)
@@ -564,9 +527,15 @@ def test_steady_frame_keeps_a_long_relaxation_within_1e8_in_far_fewer_steps():
 def test_portable_and_avx2_step_loops_agree_bit_for_bit(monkeypatch):
     """The step loop is compiled for baseline x86-64 and for AVX2; QPUMP_PORTABLE forces the
     former, which CPUs without AVX2 run. Without FMA contraction the numbers are the same."""
+    from qpump import _core
+
+    monkeypatch.delenv("QPUMP_PORTABLE", raising=False)
+    if _core.simd_path() != "avx2":
+        pytest.skip("this CPU lacks AVX2: only the portable step loop runs here")
     t_off = np.linspace(6.1, 106.1, 201)
     rho, heat, stats, _ = _pump_cycle(t_off)
     monkeypatch.setenv("QPUMP_PORTABLE", "1")
+    assert _core.simd_path() == "portable"
     rho_p, heat_p, stats_p, _ = _pump_cycle(t_off)
     assert [s["steps"] for s in stats] == [s["steps"] for s in stats_p]
     assert np.array_equal(rho, rho_p) and np.array_equal(heat, heat_p)

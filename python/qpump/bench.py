@@ -43,7 +43,7 @@ from .heom import ADOState, DrudeLorentzBath, HEOMSolver
 from .pump import H_FREE, Q_A, Q_B
 from .states import coupling_potential, optimal_correlation, product_state
 
-__all__ = ["run_benchmarks", "format_table"]
+__all__ = ["run_benchmarks", "format_table", "qutip_liouvillian", "qutip_heat_currents"]
 
 _PAPER = dict(kappa_a=0.01, kappa_b=0.023, gamma=2.0, t_a=2.0, t_b=1.0)
 
@@ -59,8 +59,27 @@ def _segments(quick: bool) -> tuple[list[tuple[str, np.ndarray]], int]:
     return [("on", t1), ("off", t2)], n_out
 
 
-def _qutip_heat_callbacks(qbaths: list[Any], qs: list[np.ndarray], h: np.ndarray):
-    """e_ops callbacks computing the heat current into each bath from QuTiP's ADO state."""
+def qutip_liouvillian(h: np.ndarray, qbaths: list[Any], dims: list) -> Any:
+    """QuTiP's generator of the system for :class:`qutip.solver.heom.HEOMSolver`: the
+    Liouvillian of ``h`` plus the terminator of each bath (the Markovian remainder of its
+    Matsubara or Pade tail), the model qpump's own hierarchy solves."""
+    import qutip as qt
+
+    out = qt.liouvillian(qt.Qobj(h, dims=dims))
+    for b in qbaths:
+        out = out + b.terminator()[1]
+    return out
+
+
+def qutip_heat_currents(qbaths: list[Any], qs: list[np.ndarray], h: np.ndarray) -> list:
+    """The heat current into each bath read from QuTiP's ADO state: one callable
+    ``current(t, ado_state)`` per bath, usable as an ``e_ops`` callback.
+
+    The reference formula of qpump's own observable (docs/heom.md), written independently of
+    it: ``j_K = sum_k nu_k Re tr[Q_K rho_{e_k}] - 2 C_K^I(0) tr[Q_K^2 rho]
+    + delta_K tr([[H, Q_K], Q_K] rho)`` over the exponents k of bath K, with QuTiP's
+    first-tier ADOs and terminator amplitude.
+    """
     n_total = sum(len(b.exponents) for b in qbaths)
     callbacks = []
     offset = 0
@@ -109,14 +128,7 @@ def _run_qutip(
     dims = [[2, 2], [2, 2]]
     qbaths = [QtBath(qt.Qobj(q, dims=dims), lam=k, gamma=g, T=t, Nk=n) for q, k, g, t, n in problem["baths"]]
     qs = [b[0] for b in problem["baths"]]
-    terms = [b.terminator()[1] for b in qbaths]
     opts = dict(method=method, rtol=rtol, atol=atol, nsteps=10**9, progress_bar=False, store_states=True)
-
-    def liouvillian(h):
-        out = qt.liouvillian(qt.Qobj(h, dims=dims))
-        for term in terms:
-            out = out + term
-        return out
 
     state: Any = None
     if problem.get("rho0") is not None:
@@ -124,7 +136,7 @@ def _run_qutip(
     if problem.get("start_from_steady") is not None:
         h_ss = problem["start_from_steady"]
         _, ados = QtSolver(
-            liouvillian(h_ss), qbaths, problem["depth"], options={"progress_bar": False}
+            qutip_liouvillian(h_ss, qbaths, dims), qbaths, problem["depth"], options={"progress_bar": False}
         ).steady_state()
         arr = np.array(ados._ado_state, dtype=complex)
         arr[0] += problem["rho0_add"].T  # QuTiP reads each block column-major
@@ -136,8 +148,8 @@ def _run_qutip(
         o = dict(opts)
         o["store_ados"] = not last
         t0 = time.perf_counter()
-        solver = QtSolver(liouvillian(h), qbaths, problem["depth"], options=o)
-        res = solver.run(state, times, e_ops=_qutip_heat_callbacks(qbaths, qs, h))
+        solver = QtSolver(qutip_liouvillian(h, qbaths, dims), qbaths, problem["depth"], options=o)
+        res = solver.run(state, times, e_ops=qutip_heat_currents(qbaths, qs, h))
         elapsed += time.perf_counter() - t0
         sl = slice(1, None) if i > 0 else slice(None)
         rhos.append(np.array([s.full() for s in res.states])[sl])

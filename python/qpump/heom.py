@@ -5,7 +5,7 @@ A thin Python face of the Rust core (``qpump._core``): bosonic baths given as su
 piecewise-constant system Hamiltonian, heat currents and interaction energies at every output
 time, and the steady state of the hierarchy.
 
-Conventions (design.md sections 3 and 4): hbar = k_B = 1; a bath couples through
+Conventions (docs/heom.md): hbar = k_B = 1; a bath couples through
 ``H_I = Q (x) X`` with correlation ``C(t) = sum_k c_k exp(-nu_k t)``; the heat current of a bath is
 the rate of energy flow INTO that bath.
 """
@@ -236,8 +236,8 @@ class ADOState:
     Attributes
     ----------
     ados : numpy.ndarray, shape (n_ados, d, d)
-        All auxiliary density operators (unscaled, Tanimura-Kubo normalisation of design.md
-        section 4); ``ados[0]`` is the system density matrix.
+        All auxiliary density operators (unscaled, the Tanimura-Kubo normalisation of
+        docs/heom.md); ``ados[0]`` is the system density matrix.
     labels : numpy.ndarray, shape (n_ados, K)
         The multi-index of each ADO over all exponents of all baths (bath by bath).
     time : float
@@ -457,12 +457,11 @@ class HEOMSolver:
         constructor checks the ADOs and the integrator's history against it; :meth:`steady_state`
         checks this process's memory plus its sparse LU (:func:`steady_state_memory_bytes`),
         before either allocates.
-    method : {"adams", "etdrk4"}, optional
-        Time stepper. Both treat the decay of every ADO exactly and work in the interaction
-        picture of H. "adams" (default): variable-step, variable-order (1 to 8) exponential
-        Adams predictor-corrector, two coupling sweeps per step. "etdrk4": Cox-Matthews ETDRK4
-        with step doubling (eleven sweeps per step; use rtol <= 1e-8, atol <= 1e-10 for 1e-8
-        accuracy).
+    method : None
+        Removed in 0.2: the time stepper is always the variable-step, variable-order (1 to 8)
+        exponential Adams predictor-corrector (the decay of every ADO treated exactly, in the
+        interaction picture of H, two coupling sweeps per step). Passing it raises
+        InvalidParameterError.
     steady_frame : bool or None, optional
         Integrate the deviation from the stationary hierarchy of the current H instead of the
         whole state. In the interaction picture the stationary part rotates at the Bohr
@@ -492,9 +491,13 @@ class HEOMSolver:
         atol: float = DEFAULT_ATOL,
         max_step: float = math.inf,
         memory_limit_bytes: int | None = None,
-        method: str = "adams",
+        method: None = None,
         steady_frame: bool | None = None,
     ) -> None:
+        if method is not None:
+            raise InvalidParameterError(
+                f"method = {method!r}: method= was removed in 0.2: the exponential Adams "
+                "integrator is the only one")
         H = hermitian("H", H)
         d = H.shape[0]
         if isinstance(baths, ExponentialBath):
@@ -554,7 +557,6 @@ class HEOMSolver:
             rtol,
             atol,
             float(max_step),
-            method,
         )
         self._labels = self._core.labels()
         self._labels.setflags(write=False)

@@ -10,7 +10,7 @@
 
 use super::error::HeomResult;
 use super::linalg::C64;
-use super::solver::{Solver, N_FIELDS};
+use super::solver::Solver;
 
 impl Solver {
     /// Add `sign` times the reference, rotated into the interaction picture at the current
@@ -52,37 +52,22 @@ impl Solver {
     }
 
     /// max |L y| over all entries, for y in the working basis (Schrodinger picture).
-    fn stationary_residual(&mut self, y: &[C64]) -> f64 {
+    fn stationary_residual(&self, y: &[C64]) -> f64 {
         let d = self.d;
         let d2 = d * d;
         let bohr: Vec<f64> = (0..d2)
             .map(|e| self.energies[e / d] - self.energies[e % d])
             .collect();
-        let decay = &self.coup.decay;
-        let mut out = vec![C64::new(0.0, 0.0); y.len()];
-        let mut fields = std::mem::take(&mut self.fields);
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let residual = self.coup.sweep(
-            &self.hier,
-            &self.q_nz,
-            y,
-            &mut out,
-            &mut fields,
-            N_FIELDS,
-            &mut scratch,
-            false,
-            |a, n, _, _| {
-                let yb = &y[a * d2..(a + 1) * d2];
-                n.iter()
-                    .zip(yb)
-                    .zip(&bohr)
-                    .map(|((nv, yv), w)| (nv + C64::new(-decay[a], -w) * yv).norm())
-                    .fold(0.0, f64::max)
-            },
-        );
-        self.fields = fields;
-        self.scratch = scratch;
-        residual
+        let mut n = vec![C64::new(0.0, 0.0); y.len()];
+        self.coup.apply_all(&self.hier, &self.q_nz, y, &mut n);
+        let mut worst: f64 = 0.0;
+        for (i, (nv, yv)) in n.iter().zip(y).enumerate() {
+            let r = (nv + C64::new(-self.coup.decay[i / d2], -bohr[i % d2]) * yv).norm();
+            if r.is_nan() || r > worst {
+                worst = r;
+            }
+        }
+        worst
     }
 }
 

@@ -1,16 +1,21 @@
-//! Hierarchical equations of motion, one concept per file.
+//! Hierarchical equations of motion, one concept per file. The solver's parts live in private
+//! modules; what the binding and other callers use is re-exported here.
 
 pub mod bath;
 pub mod cancel;
 pub mod error;
-pub mod frame;
+mod frame;
 pub mod hierarchy;
-pub mod integrate;
 pub mod linalg;
-pub mod multistep;
-pub mod observables;
-pub mod rhs;
-pub mod solver;
-pub mod steady;
+mod multistep;
+mod observables;
+mod rhs;
+mod solver;
+mod steady;
 #[cfg(test)]
-pub mod testing;
+mod testing;
+
+pub use multistep::simd_path;
+pub use observables::Observation;
+pub use solver::{memory_estimate, BathSpec, Solver, Stats};
+pub use steady::Triplets;

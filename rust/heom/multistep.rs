@@ -1,8 +1,11 @@
 //! Variable-step, variable-order exponential Adams predictor-corrector (PECE) in the
-//! interaction picture.
+//! interaction picture (docs/integrator.md).
 //!
-//! As in `integrate.rs`, every ADO obeys w_a' = -g_a w_a + G(t, w) with the scalar decay g_a
-//! treated exactly. The forcing G is interpolated by the polynomial through its values at the
+//! In the interaction picture of H every ADO obeys w_a' = -g_a w_a + G(t, w), where G is the
+//! tier coupling (plus terminator) with the rotating coupling operators Q_I(t) and the scalar
+//! decay g_a = sum_k n_k nu_k is treated exactly, so that the step is set by accuracy (the Bohr
+//! frequencies and the coupling strength), not by the largest decay rate. The forcing G is
+//! interpolated by the polynomial through its values at the
 //! last k steps (predictor, exponential Adams-Bashforth of order k) and, after one evaluation at
 //! the predicted point, through that value as well (corrector, exponential Adams-Moulton); the
 //! integrals of e^{-g (t - s)} times the interpolant are exact (phi-functions). The
@@ -12,12 +15,12 @@
 //! low ones (larger stability region) once a decaying solution has made the steps long. Two
 //! coupling sweeps per step.
 
-use super::cancel::{Check, Throttle};
+use super::cancel::{never, Check, Throttle};
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
 use super::observables::Observation;
 use super::rhs::PARALLEL_MIN_ADOS;
-use super::solver::{Solver, N_FIELDS};
+use super::solver::Solver;
 use rayon::prelude::*;
 
 /// Highest predictor order.
@@ -38,14 +41,8 @@ const RECIPROCALS: [f64; 64 + MAX_PHI] = {
     r
 };
 
-/// phi_0 .. phi_n of a real argument (phi_k(z) = sum_i z^i / (i + k)!).
-pub fn phi_list(z: f64, n: usize) -> Vec<f64> {
-    let mut out = vec![0.0; n + 1];
-    phi_into(z, &mut out);
-    out
-}
-
-/// [`phi_list`] into `out` (n = out.len() - 1), without allocating.
+/// phi_0 .. phi_n of a real argument z into `out` (n = out.len() - 1), without allocating:
+/// phi_k(z) = sum_i z^i / (i + k)!.
 fn phi_into(z: f64, out: &mut [f64]) {
     let n = out.len() - 1;
     let mut inv_fact_n = 1.0;
@@ -143,29 +140,17 @@ fn moments_into(phi: &[f64], theta: f64, out: &mut [f64]) {
     }
 }
 
-/// Weights b_j = (1/h) Int_0^{theta h} e^{-g (theta h - s)} l_j(s/h) ds for decay z = -g h.
-#[cfg(test)]
-fn weights(nodes: &[f64], z: f64, theta: f64) -> Vec<f64> {
-    let basis = Basis::new(nodes);
-    let phi = phi_list(theta * z, nodes.len() + 1);
-    let mut moments = vec![0.0; nodes.len()];
-    moments_into(&phi, theta, &mut moments);
-    let mut out = vec![0.0; nodes.len()];
-    basis.weights_into(&moments, &mut out);
-    out
-}
-
 /// History of the multistep method (forcing values at past accepted times, newest first).
 #[derive(Debug, Clone, Default)]
 pub struct AdamsHistory {
-    pub slots: Vec<Vec<C64>>,
-    pub times: Vec<f64>,
+    pub(super) slots: Vec<Vec<C64>>,
+    pub(super) times: Vec<f64>,
     /// `order[j]` = slot index of the j-th newest value.
-    pub order: Vec<usize>,
+    pub(super) order: Vec<usize>,
     /// Order of the next step (number of history values the predictor uses).
-    pub current: usize,
+    pub(super) current: usize,
     /// Accepted steps since the order last changed.
-    pub steps_at_order: usize,
+    pub(super) steps_at_order: usize,
 }
 
 impl AdamsHistory {
@@ -177,35 +162,23 @@ impl AdamsHistory {
     }
 }
 
+/// The step loop the CPU runs: "avx2", or "portable" where the CPU lacks AVX2 or the
+/// environment variable `QPUMP_PORTABLE` is set.
+pub fn simd_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("QPUMP_PORTABLE").is_none() && std::is_x86_feature_detected!("avx2") {
+        return "avx2";
+    }
+    "portable"
+}
+
 impl Solver {
     /// G(t, y) for all ADOs into `out` (one coupling sweep).
     #[inline(always)]
     fn forcing(&mut self, t: f64, y_is_state: bool, out: &mut [C64]) {
         let q = self.q_at(t);
         let y: &[C64] = if y_is_state { &self.w } else { &self.x };
-        if self.hier.n_ados() < PARALLEL_MIN_ADOS {
-            // A plain loop (no closure), so that it inlines into the AVX2 copy of the step loop.
-            let d2 = self.d * self.d;
-            let scratch = &mut self.scratch[..2 * d2];
-            for (a, o) in out.chunks_exact_mut(d2).enumerate() {
-                self.coup.apply_block(&self.hier, &q, y, a, o, scratch);
-            }
-        } else {
-            self.coup.sweep(
-                &self.hier,
-                &q,
-                y,
-                out,
-                &mut self.fields,
-                N_FIELDS,
-                &mut self.scratch,
-                false,
-                |_, n, _, o| {
-                    o.copy_from_slice(n);
-                    0.0
-                },
-            );
-        }
+        self.coup.apply_all(&self.hier, &q, y, out);
         self.stats.rhs_evaluations += 1;
     }
 
@@ -233,14 +206,28 @@ impl Solver {
         self.adams.times.insert(0, t);
     }
 
-    /// Propagate with the exponential Adams PECE method (see the module documentation),
-    /// consulting `check` between steps (see `cancel.rs`).
+    /// [`Solver::propagate_cancellable`] without cancellation.
+    pub fn propagate<F>(&mut self, times: &[f64], on_output: F) -> HeomResult<()>
+    where
+        F: FnMut(usize, Observation),
+    {
+        self.propagate_cancellable(times, on_output, &mut never)
+    }
+
+    /// Integrate through the non-decreasing output `times` (the first >= the current time),
+    /// calling `on_output(index, observation)` at each. Steps are not shortened to hit the
+    /// output times (the corrector polynomial of tiers 0 and 1 gives the observables between
+    /// steps); only the last time is landed on exactly, so the state afterwards is the state at
+    /// `times[last]`.
+    ///
+    /// `check` is consulted between steps (see `cancel.rs`); its error stops the integration
+    /// (the state stays at the end of the last completed step) and is returned.
     ///
     /// The step loop is compiled twice, for baseline x86-64 and for AVX2, and the second is taken
     /// when the CPU has AVX2 (the wheel itself stays portable) unless the environment variable
-    /// `QPUMP_PORTABLE` is set. Rust never contracts a * b + c into an FMA, so both give the same
-    /// numbers bit for bit; AVX2 only does them four at a time.
-    pub fn propagate_adams<F>(
+    /// `QPUMP_PORTABLE` is set ([`simd_path`]). Rust never contracts a * b + c into an FMA, so
+    /// both give the same numbers bit for bit; AVX2 only does them four at a time.
+    pub fn propagate_cancellable<F>(
         &mut self,
         times: &[f64],
         on_output: F,
@@ -250,9 +237,9 @@ impl Solver {
         F: FnMut(usize, Observation),
     {
         #[cfg(target_arch = "x86_64")]
-        if std::env::var_os("QPUMP_PORTABLE").is_none() && std::is_x86_feature_detected!("avx2") {
+        if simd_path() == "avx2" {
             // SAFETY: the CPU has every feature the function is compiled for.
-            return unsafe { self.propagate_adams_avx2(times, on_output, check) };
+            return unsafe { self.propagate_avx2(times, on_output, check) };
         }
         self.adams_loop(times, on_output, check)
     }
@@ -260,7 +247,7 @@ impl Solver {
     /// [`Solver::adams_loop`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn propagate_adams_avx2<F>(
+    unsafe fn propagate_avx2<F>(
         &mut self,
         times: &[f64],
         on_output: F,
@@ -751,6 +738,221 @@ impl StepPlan {
 mod tests {
     use super::*;
 
+    /// phi_0 .. phi_n of a real argument.
+    fn phi_list(z: f64, n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n + 1];
+        phi_into(z, &mut out);
+        out
+    }
+
+    /// Weights b_j = (1/h) Int_0^{theta h} e^{-g (theta h - s)} l_j(s/h) ds for decay z = -g h.
+    fn weights(nodes: &[f64], z: f64, theta: f64) -> Vec<f64> {
+        let basis = Basis::new(nodes);
+        let phi = phi_list(theta * z, nodes.len() + 1);
+        let mut moments = vec![0.0; nodes.len()];
+        moments_into(&phi, theta, &mut moments);
+        let mut out = vec![0.0; nodes.len()];
+        basis.weights_into(&moments, &mut out);
+        out
+    }
+
+    use crate::heom::bath::{self, Expansion};
+    use crate::heom::cancel::never;
+    use crate::heom::solver::BathSpec;
+    use crate::heom::testing::random_hermitian;
+
+    /// Error at t = 1 of `1 / h` fixed steps of order k (k history values) of the stepper's
+    /// predictor-corrector weights on y' = -g y + lam y, y(0) = 1, started from exact values:
+    /// the decay g is treated exactly, the forcing lam y by the interpolating polynomials.
+    fn fixed_step_error(k: usize, h: f64) -> f64 {
+        let (g, lam) = (1.0, C64::new(-0.3, 2.0));
+        let exact = |t: f64| ((lam - g) * t).exp();
+        let mut history: Vec<C64> = (0..k).map(|j| lam * exact(-(j as f64) * h)).collect();
+        let nodes: Vec<f64> = (0..k).map(|j| -(j as f64)).collect();
+        let plan = StepPlan::new(&nodes, k, false, &[g], h);
+        let row = plan.row(0);
+        let n = (1.0 / h).round() as usize;
+        let mut y = exact(0.0);
+        for _ in 0..n {
+            let mut predicted = row.decay * y;
+            for (b, f) in row.pred.iter().zip(&history) {
+                predicted += b * f;
+            }
+            let mut corrected = predicted + row.corr * lam * predicted;
+            for (b, f) in row.diff_k.iter().zip(&history) {
+                corrected += b * f;
+            }
+            y = corrected;
+            history.insert(0, lam * y);
+            history.truncate(k);
+        }
+        (y - exact(n as f64 * h)).norm()
+    }
+
+    /// With k history values the PECE pair converges with order k + 1 (the corrector's).
+    #[test]
+    fn fixed_steps_converge_with_order_k_plus_1() {
+        for k in 1..=5 {
+            let (coarse, fine) = (fixed_step_error(k, 0.05), fixed_step_error(k, 0.025));
+            let order = (coarse / fine).log2();
+            assert!(
+                (order - (k + 1) as f64).abs() < 0.3,
+                "k = {k}: observed order {order} ({coarse:.2e} -> {fine:.2e})"
+            );
+        }
+    }
+
+    /// A qubit with two Drude-Lorentz baths at depth 3 (a HEOM small enough to solve exactly):
+    /// the solver, the exact rho(t) = [exp(L t) y0]_0 at `times` from the assembled generator,
+    /// and the solver's rho at those times.
+    fn qubit_against_exact(
+        rtol: f64,
+        times: &[f64],
+        first_step: f64,
+    ) -> (Solver, Vec<Vec<C64>>, Vec<Vec<C64>>) {
+        let (o, x, i) = (C64::new(0.0, 0.0), C64::new(1.0, 0.0), C64::new(0.0, 1.0));
+        let h = vec![C64::new(-0.5, 0.0), 0.2 * x, 0.2 * x, C64::new(0.5, 0.0)];
+        let b1 = bath::drude_lorentz(0.1, 1.0, 1.0, 1, Expansion::Matsubara, true).unwrap();
+        let b2 = bath::drude_lorentz(0.05, 2.0, 0.5, 1, Expansion::Pade, true).unwrap();
+        let baths = vec![
+            BathSpec {
+                q: vec![o, x, x, o],
+                exps: b1,
+            },
+            BathSpec {
+                q: vec![o, -i, i, o],
+                exps: b2,
+            },
+        ];
+        let mut s = Solver::new(2, &h, baths, 3, rtol, 1e-2 * rtol, f64::INFINITY).unwrap();
+        let mut y = vec![o; s.n_ados() * 4];
+        y[..4].copy_from_slice(&[C64::new(0.8, 0.0), 0.3 - 0.1 * i, 0.3 + 0.1 * i, 0.2 * x]);
+        s.set_state(0.0, &y).unwrap();
+        s.h_next = first_step;
+        // exp(L t) y0 by Taylor steps of norm <= 0.5 (y0 is its own rescaled form: only rho)
+        let g = s.generator_triplets(&mut never).unwrap();
+        let apply = |v: &[C64]| {
+            let mut out = vec![o; v.len()];
+            for ((&r, &c), &val) in g.rows.iter().zip(&g.cols).zip(&g.vals) {
+                out[r as usize] += val * v[c as usize];
+            }
+            out
+        };
+        let mut row_sums = vec![0.0; y.len()];
+        for (&r, v) in g.rows.iter().zip(&g.vals) {
+            row_sums[r as usize] += v.norm();
+        }
+        let norm = row_sums.iter().fold(0.0, |m: f64, &x| m.max(x));
+        let mut exact = Vec::new();
+        let mut t = 0.0;
+        for &target in times {
+            let n = ((target - t) * norm / 0.5).ceil().max(1.0) as usize;
+            let dt = (target - t) / n as f64;
+            for _ in 0..n {
+                let mut term = y.clone();
+                for m in 1..30 {
+                    term = apply(&term).iter().map(|v| v * (dt / m as f64)).collect();
+                    y.iter_mut().zip(&term).for_each(|(a, b)| *a += b);
+                }
+            }
+            t = target;
+            exact.push(y[..4].to_vec());
+        }
+        let mut got = Vec::new();
+        s.propagate(times, |_, obs| got.push(obs.rho)).unwrap();
+        (s, exact, got)
+    }
+
+    fn max_error(a: &[Vec<C64>], b: &[Vec<C64>]) -> f64 {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).norm())
+            .fold(0.0, f64::max)
+    }
+
+    /// Through the whole stepper (variable step and order), the error against the exact
+    /// solution follows the tolerance down.
+    #[test]
+    fn error_against_the_exact_solution_follows_the_tolerance() {
+        let times = [0.0, 2.0, 5.0, 10.0];
+        let mut last = f64::INFINITY;
+        for rtol in [1e-5, 1e-7, 1e-9] {
+            let (_, exact, got) = qubit_against_exact(rtol, &times, 0.0);
+            let err = max_error(&exact, &got);
+            assert!(
+                err < 10.0 * rtol && err < 0.1 * last,
+                "rtol {rtol}: error {err}"
+            );
+            last = err;
+        }
+    }
+
+    /// A first step far too long for the tolerance is rejected and retried shorter; the result
+    /// is as accurate as from the default first step.
+    #[test]
+    fn too_long_a_step_is_rejected_and_retried() {
+        let times = [0.0, 10.0];
+        let (s, exact, got) = qubit_against_exact(1e-8, &times, 8.0);
+        assert!(s.stats.rejected > 0, "no rejection");
+        assert!(s.stats.steps > 10, "{} steps", s.stats.steps);
+        assert!(max_error(&exact, &got) < 1e-7);
+    }
+
+    /// Output times between steps are served by the corrector polynomial (dense output), as
+    /// accurate as the steps themselves.
+    #[test]
+    fn dense_output_between_steps_matches_the_exact_solution() {
+        let times: Vec<f64> = (0..=2000).map(|n| 0.005 * n as f64).collect();
+        let (s, exact, got) = qubit_against_exact(1e-8, &times, 0.0);
+        let steps = s.stats.steps as usize;
+        assert!(
+            4 * steps < times.len(),
+            "{steps} steps: few outputs between steps"
+        );
+        assert_eq!(got.len(), times.len());
+        assert!(max_error(&exact, &got) < 1e-7);
+    }
+
+    /// A check that fails on its third call stops the stepper between two steps with its
+    /// error; the state is then that of a completed step, from which the solver goes on.
+    #[test]
+    fn failing_check_interrupts_the_propagation() {
+        let (o, x) = (C64::new(0.0, 0.0), C64::new(1.0, 0.0));
+        let mut seed = 5;
+        let h = random_hermitian(2, &mut seed);
+        let exps = bath::drude_lorentz(0.05, 1.0, 1.0, 2, Expansion::Matsubara, true).unwrap();
+        let baths = vec![BathSpec {
+            q: vec![o, x, x, o],
+            exps,
+        }];
+        // max_step keeps the steps short: the target is out of reach
+        let mut s = Solver::new(2, &h, baths, 3, 1e-8, 1e-10, 0.01).unwrap();
+        let mut ados = vec![o; s.n_ados() * 4];
+        ados[0] = x;
+        s.set_state(0.0, &ados).unwrap();
+        let mut calls = 0;
+        let mut outputs = 0;
+        let res = s.propagate_cancellable(&[0.0, 1e9], |_, _| outputs += 1, &mut |_| {
+            calls += 1;
+            if calls < 3 {
+                Ok(())
+            } else {
+                Err(HeomError::Interrupted)
+            }
+        });
+        assert_eq!(res, Err(HeomError::Interrupted));
+        assert_eq!(calls, 3);
+        assert_eq!(outputs, 1);
+        let t = s.t;
+        assert!(t > 0.0 && t < 1e9 && s.stats.steps > 0, "t = {t}");
+        let mut trace = C64::new(0.0, 0.0);
+        s.propagate(&[t, t + 0.1], |_, obs| trace = obs.rho[0] + obs.rho[3])
+            .unwrap();
+        assert!((trace - 1.0).norm() < 1e-12, "trace {trace}");
+        assert_eq!(HeomError::Interrupted.to_string(), "interrupted");
+    }
+
     #[test]
     fn basis_is_lagrange_on_its_nodes() {
         let nodes = [1.0, 0.0, -0.8, -1.7, -2.3, -3.1, -4.0, -4.6, -5.5];
@@ -796,10 +998,28 @@ mod tests {
         }
         exact *= h / n as f64 / 3.0;
         assert!((approx - exact).abs() < 1e-12, "{approx} vs {exact}");
-        let phi = phi_list(-2.000001, 6);
-        let phi_s = phi_list(-1.999999, 6);
-        for k in 0..6 {
-            assert!((phi[k] - phi_s[k]).abs() < 1e-5);
+    }
+
+    /// phi_0 .. phi_6 obey their recursion phi_k = z phi_{k+1} + 1/k! on both sides of the
+    /// switch between the series (|z| < 2) and the recursion from e^z (|z| >= 2), and agree
+    /// across it.
+    #[test]
+    fn phi_functions_are_continuous_across_the_branch_switch() {
+        for z in [-1.999999, -2.0, -2.000001, -1e-9, 0.0, -0.5, -3.0, -40.0] {
+            let p = phi_list(z, 6);
+            let mut inv_fact = 1.0;
+            for k in 0..6 {
+                assert!(
+                    (p[k] - (z * p[k + 1] + inv_fact)).abs() < 1e-14,
+                    "phi_{k}({z})"
+                );
+                inv_fact /= (k + 1) as f64;
+            }
         }
+        let (inside, outside) = (phi_list(-2.0 + 1e-12, 6), phi_list(-2.0, 6));
+        for k in 0..=6 {
+            assert!((inside[k] - outside[k]).abs() < 1e-12, "phi_{k}");
+        }
+        assert_eq!(phi_list(0.0, 3), [1.0, 1.0, 0.5, 1.0 / 6.0]);
     }
 }

@@ -1,5 +1,5 @@
 //! Observables at an output time, from tier 0 and tier 1 only: the reduced density matrix, the
-//! heat current into each bath and the interaction energy with each bath (design.md section 4):
+//! heat current into each bath and the interaction energy with each bath (docs/heom.md):
 //!   j_K = sum_{k in K} nu_k Re tr[Q_K rho_{e_k}] - 2 C_K^I(0) tr[Q_K^2 rho]
 //!         + delta_K tr([[H_S, Q_K], Q_K] rho),   C_K^I(0) = sum_{k in K} Im c_k,
 //!   <H_I^K> = sum_{k in K} Re tr[Q_K rho_{e_k}].

@@ -1,7 +1,7 @@
 //! Matrix-free application of the tier-coupling part of the HEOM generator on rescaled ADOs.
 //!
 //! With rho_n = s_n r_n, s_n = prod_k sqrt(n_k! a_k^{n_k}) (a_k = |c_k|, or 1 when c_k = 0), the
-//! couplings of design.md section 4 become
+//! couplings (docs/heom.md) become
 //!   up:   -i sqrt((n_k + 1) a_k) [Q, r_{n+e_k}]
 //!   down: sqrt(n_k / a_k) (-i c_k^R [Q, r_{n-e_k}] + c_k^I {Q, r_{n-e_k}})
 //! plus the terminator -delta [Q, [Q, r_n]]. The system Liouvillian -i[H, .] and the decay
@@ -13,56 +13,84 @@ use super::hierarchy::{Hierarchy, NONE};
 use super::linalg::C64;
 use rayon::prelude::*;
 
-/// Number of ADOs per parallel task; also the threshold below which the loop stays serial.
-pub const CHUNK_ADOS: usize = 64;
 /// Below this many ADOs the coupling is applied serially.
 pub const PARALLEL_MIN_ADOS: usize = 512;
 
 /// Non-zero entry (i, j, value) of a coupling operator.
 pub type Entry = (usize, usize, C64);
 
-/// The transpose of a row-major D x D block.
-#[inline(always)]
-fn transpose<const D: usize, const D2: usize>(x: &[C64; D2]) -> [C64; D2] {
-    let mut t = *x;
-    for i in 0..D {
-        for j in 0..D {
-            t[j * D + i] = x[i * D + j];
-        }
-    }
-    t
+/// The size of an ADO block, known at compile time ([`Fixed`]) or only at run time
+/// ([`Dynamic`]), so that one kernel serves both: fixed-size arrays let the compiler unroll and
+/// vectorise the block arithmetic of the sizes that matter.
+trait BlockSize: Copy {
+    /// A d x d work block (row-major).
+    type Block: AsRef<[C64]> + AsMut<[C64]> + Clone;
+    fn d(self) -> usize;
+    fn zeros(self) -> Self::Block;
 }
 
-/// Block `b` of `y` as a fixed-size array (a plain function, not a closure, so that it always
-/// inlines). Blocks are D2 long by construction; an impossible mismatch yields a zero block.
+/// A compile-time block size D (D2 = D * D).
+#[derive(Clone, Copy)]
+struct Fixed<const D: usize, const D2: usize>;
+
+impl<const D: usize, const D2: usize> BlockSize for Fixed<D, D2> {
+    type Block = [C64; D2];
+    #[inline(always)]
+    fn d(self) -> usize {
+        const { assert!(D * D == D2) };
+        D
+    }
+    #[inline(always)]
+    fn zeros(self) -> [C64; D2] {
+        [C64::new(0.0, 0.0); D2]
+    }
+}
+
+/// A block size known only at run time (systems for which no kernel is compiled).
+#[derive(Clone, Copy)]
+struct Dynamic(usize);
+
+impl BlockSize for Dynamic {
+    type Block = Vec<C64>;
+    #[inline(always)]
+    fn d(self) -> usize {
+        self.0
+    }
+    fn zeros(self) -> Vec<C64> {
+        vec![C64::new(0.0, 0.0); self.0 * self.0]
+    }
+}
+
+/// The transpose of the row-major d x d block `x` into `t`.
 #[inline(always)]
-fn fixed_block<const D2: usize>(y: &[C64], b: usize) -> &[C64; D2] {
-    match y[b * D2..(b + 1) * D2].try_into() {
-        Ok(x) => x,
-        Err(_) => &[C64 { re: 0.0, im: 0.0 }; D2],
+fn transpose_into(x: &[C64], t: &mut [C64], d: usize) {
+    for i in 0..d {
+        for j in 0..d {
+            t[j * d + i] = x[i * d + j];
+        }
     }
 }
 
 /// Precomputed coefficients of the couplings (independent of the basis and of H).
 #[derive(Debug, Clone)]
 pub struct Couplings {
-    pub d: usize,
-    pub n_exponents: usize,
-    pub depth: usize,
+    pub(super) d: usize,
+    pub(super) n_exponents: usize,
+    pub(super) depth: usize,
     /// Exponent range [start, end) of each bath.
-    pub bath_ranges: Vec<(usize, usize)>,
+    pub(super) bath_ranges: Vec<(usize, usize)>,
     /// Terminator amplitude of each bath.
-    pub delta: Vec<f64>,
+    pub(super) delta: Vec<f64>,
     /// Rescaling constant a_k of each exponent.
-    pub scale: Vec<f64>,
+    pub(super) scale: Vec<f64>,
     /// `up_mag[k * depth + m]` = sqrt((m + 1) a_k) (the up coefficient is -i times this).
-    pub up_mag: Vec<f64>,
+    pub(super) up_mag: Vec<f64>,
     /// `down_comm[k * (depth+1) + m]` = c_k^R sqrt(m / a_k) (commutator part is -i times this),
     /// `down_anti[...]` = c_k^I sqrt(m / a_k) (anticommutator part).
-    pub down_comm: Vec<f64>,
-    pub down_anti: Vec<f64>,
+    pub(super) down_comm: Vec<f64>,
+    pub(super) down_anti: Vec<f64>,
     /// Decay sum_k n_k nu_k of each ADO.
-    pub decay: Vec<f64>,
+    pub(super) decay: Vec<f64>,
 }
 
 impl Couplings {
@@ -133,10 +161,10 @@ impl Couplings {
         (C64::new(anti, -comm), C64::new(-anti, -comm))
     }
 
-    /// [`Couplings::apply_block`] for a compile-time dimension D (D2 = D * D): fixed-size
-    /// arrays let the compiler unroll and vectorise the block arithmetic.
+    /// N(y) for ADO `a` into `out` (overwritten), with the coupling operators `q[b]` given by
+    /// their non-zero entries.
     #[inline(always)]
-    fn apply_fixed<const D: usize, const D2: usize>(
+    pub fn apply_block(
         &self,
         hier: &Hierarchy,
         q: &[Vec<Entry>],
@@ -144,30 +172,72 @@ impl Couplings {
         a: usize,
         out: &mut [C64],
     ) {
-        let zero = C64::new(0.0, 0.0);
+        match self.d {
+            1 => self.kernel(Fixed::<1, 1>, hier, q, y, a, out),
+            2 => self.kernel(Fixed::<2, 4>, hier, q, y, a, out),
+            3 => self.kernel(Fixed::<3, 9>, hier, q, y, a, out),
+            4 => self.kernel(Fixed::<4, 16>, hier, q, y, a, out),
+            8 => self.kernel(Fixed::<8, 64>, hier, q, y, a, out),
+            d => self.kernel(Dynamic(d), hier, q, y, a, out),
+        }
+    }
+
+    /// N(y) for every ADO into `out`, in parallel over ADOs from [`PARALLEL_MIN_ADOS`] on.
+    #[inline(always)]
+    pub fn apply_all(&self, hier: &Hierarchy, q: &[Vec<Entry>], y: &[C64], out: &mut [C64]) {
+        let d2 = self.d * self.d;
+        if hier.n_ados() < PARALLEL_MIN_ADOS {
+            // A plain loop (no closure), so that it inlines into the AVX2 copy of the step loop.
+            for (a, o) in out.chunks_exact_mut(d2).enumerate() {
+                self.apply_block(hier, q, y, a, o);
+            }
+        } else {
+            out.par_chunks_exact_mut(d2)
+                .with_min_len(64)
+                .enumerate()
+                .for_each(|(a, o)| self.apply_block(hier, q, y, a, o));
+        }
+    }
+
+    /// [`Couplings::apply_block`] for block size `size`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn kernel<S: BlockSize>(
+        &self,
+        size: S,
+        hier: &Hierarchy,
+        q: &[Vec<Entry>],
+        y: &[C64],
+        a: usize,
+        out: &mut [C64],
+    ) {
+        let d = size.d();
+        let d2 = d * d;
+        debug_assert_eq!(d, self.d, "block size");
         let k_tot = self.n_exponents;
         let depth = self.depth;
         let lab = &hier.labels[a * k_tot..(a + 1) * k_tot];
         let ups = &hier.up[a * k_tot..(a + 1) * k_tot];
         let downs = &hier.down[a * k_tot..(a + 1) * k_tot];
-        const { assert!(D * D == D2) };
-        let block = |b: usize| fixed_block::<D2>(y, b);
+        let block = |b: usize| &y[b * d2..(b + 1) * d2];
         let ya = block(a);
-        let mut acc = [zero; D2];
-        let mut acc_t = [zero; D2];
+        let mut acc = size.zeros();
+        let mut acc_t = size.zeros();
+        let mut m_t = size.zeros();
         for (bi, &(k0, k1)) in self.bath_ranges.iter().enumerate() {
             let qb = &q[bi];
             // The neighbours' commutator operand without its factor -i, and their
             // anticommutator operand; real coefficients keep the inner loops two flops an entry.
-            let mut comm = [zero; D2];
-            let mut anti = [zero; D2];
+            let mut comm = size.zeros();
+            let mut anti = size.zeros();
+            let (comm_s, anti_s) = (comm.as_mut(), anti.as_mut());
             let (mut any, mut any_anti) = (false, false);
             for k in k0..k1 {
                 let nk = lab[k] as usize;
                 let u = ups[k];
                 if u != NONE {
                     let s = self.up_mag[k * depth + nk];
-                    for (c, yu) in comm.iter_mut().zip(block(u as usize)) {
+                    for (c, yu) in comm_s.iter_mut().zip(block(u as usize)) {
                         *c += s * yu;
                     }
                     any = true;
@@ -177,11 +247,11 @@ impl Couplings {
                     let cr = self.down_comm[k * (depth + 1) + nk];
                     let ci = self.down_anti[k * (depth + 1) + nk];
                     let yd = block(dn as usize);
-                    for (c, y) in comm.iter_mut().zip(yd) {
+                    for (c, y) in comm_s.iter_mut().zip(yd) {
                         *c += cr * y;
                     }
                     if ci != 0.0 {
-                        for (b, y) in anti.iter_mut().zip(yd) {
+                        for (b, y) in anti_s.iter_mut().zip(yd) {
                             *b += ci * y;
                         }
                         any_anti = true;
@@ -190,17 +260,19 @@ impl Couplings {
                 }
             }
             // P = -i comm + anti - delta [Q, y_a], M = -i comm - anti - delta [Q, y_a]
-            let mut p = [zero; D2];
+            let mut p = size.zeros();
+            let p_s = p.as_mut();
             let delta = self.delta[bi];
             if delta != 0.0 {
                 for &(i, j, qv) in qb {
-                    if i >= D || j >= D {
-                        continue;
+                    debug_assert!(i < d && j < d, "coupling entry ({i}, {j}) outside d = {d}");
+                    if i >= d || j >= d {
+                        continue; // lets the compiler drop the bounds checks below
                     }
                     let f = -delta * qv;
-                    for l in 0..D {
-                        p[i * D + l] += f * ya[j * D + l];
-                        p[l * D + j] -= ya[l * D + i] * f;
+                    for l in 0..d {
+                        p_s[i * d + l] += f * ya[j * d + l];
+                        p_s[l * d + j] -= ya[l * d + i] * f;
                     }
                 }
                 any = true;
@@ -208,228 +280,35 @@ impl Couplings {
             if !any {
                 continue;
             }
-            for (pe, c) in p.iter_mut().zip(&comm) {
+            for (pe, c) in p_s.iter_mut().zip(comm.as_ref()) {
                 *pe += C64::new(c.im, -c.re);
             }
-            let mut m = p;
+            let mut m = p.clone();
             if any_anti {
-                for ((pe, me), b) in p.iter_mut().zip(m.iter_mut()).zip(&anti) {
+                for ((pe, me), b) in p.as_mut().iter_mut().zip(m.as_mut()).zip(anti.as_ref()) {
                     *pe += b;
                     *me -= b;
                 }
             }
             // out += Q P - M Q, with M Q accumulated transposed, (M Q)^T = Q^T M^T, so that
             // every update is a whole contiguous row (no strided column access).
-            let m_t = transpose::<D, D2>(&m);
+            transpose_into(m.as_ref(), m_t.as_mut(), d);
+            let (p_s, m_t_s) = (p.as_ref(), m_t.as_ref());
+            let (acc_s, acc_t_s) = (acc.as_mut(), acc_t.as_mut());
             for &(i, j, qv) in qb {
-                if i >= D || j >= D {
+                debug_assert!(i < d && j < d, "coupling entry ({i}, {j}) outside d = {d}");
+                if i >= d || j >= d {
                     continue;
                 }
-                for l in 0..D {
-                    acc[i * D + l] += qv * p[j * D + l];
-                    acc_t[j * D + l] += qv * m_t[i * D + l];
+                for l in 0..d {
+                    acc_s[i * d + l] += qv * p_s[j * d + l];
+                    acc_t_s[j * d + l] += qv * m_t_s[i * d + l];
                 }
             }
         }
-        let acc_t = transpose::<D, D2>(&acc_t);
-        for ((o, x), xt) in out[..D2].iter_mut().zip(&acc).zip(&acc_t) {
+        transpose_into(acc_t.as_ref(), m_t.as_mut(), d);
+        for ((o, x), xt) in out[..d2].iter_mut().zip(acc.as_ref()).zip(m_t.as_ref()) {
             *o = x - xt;
         }
-    }
-
-    /// N(y) for ADO `a` into `out` (overwritten), with the coupling operators `q[b]` given by
-    /// their non-zero entries. `scratch` holds at least 2 d^2 values.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_block(
-        &self,
-        hier: &Hierarchy,
-        q: &[Vec<Entry>],
-        y: &[C64],
-        a: usize,
-        out: &mut [C64],
-        scratch: &mut [C64],
-    ) {
-        match self.d {
-            1 => return self.apply_fixed::<1, 1>(hier, q, y, a, out),
-            2 => return self.apply_fixed::<2, 4>(hier, q, y, a, out),
-            3 => return self.apply_fixed::<3, 9>(hier, q, y, a, out),
-            4 => return self.apply_fixed::<4, 16>(hier, q, y, a, out),
-            8 => return self.apply_fixed::<8, 64>(hier, q, y, a, out),
-            _ => {}
-        }
-        let d = self.d;
-        let d2 = d * d;
-        let k_tot = self.n_exponents;
-        let zero = C64::new(0.0, 0.0);
-        out.iter_mut().for_each(|x| *x = zero);
-        let (p, rest) = scratch.split_at_mut(d2);
-        let m = &mut rest[..d2];
-        let lab = &hier.labels[a * k_tot..(a + 1) * k_tot];
-        let ups = &hier.up[a * k_tot..(a + 1) * k_tot];
-        let downs = &hier.down[a * k_tot..(a + 1) * k_tot];
-        let ya = &y[a * d2..(a + 1) * d2];
-        for (b, &(k0, k1)) in self.bath_ranges.iter().enumerate() {
-            let qb = &q[b];
-            p.iter_mut().for_each(|x| *x = zero);
-            let mut any = false;
-            let delta = self.delta[b];
-            if delta != 0.0 {
-                // -delta [Q, y_a] into both operands.
-                for &(i, j, qv) in qb {
-                    let f = -delta * qv;
-                    for l in 0..d {
-                        p[i * d + l] += f * ya[j * d + l];
-                        p[l * d + j] -= ya[l * d + i] * f;
-                    }
-                }
-                any = true;
-            }
-            m.copy_from_slice(p);
-            for k in k0..k1 {
-                let nk = lab[k] as usize;
-                let u = ups[k];
-                if u != NONE {
-                    let cf = self.up_coefficient(k, nk);
-                    let yu = &y[u as usize * d2..(u as usize + 1) * d2];
-                    for e in 0..d2 {
-                        let v = cf * yu[e];
-                        p[e] += v;
-                        m[e] += v;
-                    }
-                    any = true;
-                }
-                let dn = downs[k];
-                if dn != NONE {
-                    let (cp, cm) = self.down_coefficients(k, nk);
-                    let yd = &y[dn as usize * d2..(dn as usize + 1) * d2];
-                    for e in 0..d2 {
-                        p[e] += cp * yd[e];
-                        m[e] += cm * yd[e];
-                    }
-                    any = true;
-                }
-            }
-            if !any {
-                continue;
-            }
-            // out += Q P - M Q
-            for &(i, j, qv) in qb {
-                for l in 0..d {
-                    out[i * d + l] += qv * p[j * d + l];
-                    out[l * d + j] -= m[l * d + i] * qv;
-                }
-            }
-        }
-    }
-
-    /// Apply N to every ADO of `y` and hand each block to `finish`.
-    ///
-    /// For ADO `a`, `finish(a, n_block, fields_block, out_block)` receives the freshly computed
-    /// N block (d^2 values), the ADO's `nf` interleaved field blocks (`nf * d^2` values of
-    /// `fields`) and block `a` of `out` (d^2 values); it returns a number, and the sweep returns
-    /// the sum (`sum = true`) or the maximum of those numbers (NaN if any is NaN). Runs in parallel over chunks of ADOs (rayon) when there are
-    /// at least [`PARALLEL_MIN_ADOS`] ADOs, serially otherwise. `scratch` must hold
-    /// `3 d^2` values per chunk of [`CHUNK_ADOS`] ADOs ([`Couplings::scratch_len`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn sweep<F>(
-        &self,
-        hier: &Hierarchy,
-        q: &[Vec<Entry>],
-        y: &[C64],
-        out: &mut [C64],
-        fields: &mut [C64],
-        nf: usize,
-        scratch: &mut [C64],
-        sum: bool,
-        finish: F,
-    ) -> f64
-    where
-        F: Fn(usize, &[C64], &mut [C64], &mut [C64]) -> f64 + Sync,
-    {
-        let d2 = self.d * self.d;
-        let n = hier.n_ados();
-        // NaN propagates (max ignores NaN, so test explicitly).
-        let reduce = |x: f64, y: f64| {
-            if x.is_nan() || y.is_nan() {
-                f64::NAN
-            } else if sum {
-                x + y
-            } else {
-                x.max(y)
-            }
-        };
-        let body = |ci: usize, o: &mut [C64], f: &mut [C64], sc: &mut [C64]| -> f64 {
-            let (nbuf, rest) = sc.split_at_mut(d2);
-            let mut worst: f64 = 0.0;
-            for (off, (ob, fb)) in o
-                .chunks_exact_mut(d2)
-                .zip(f.chunks_exact_mut(nf * d2))
-                .enumerate()
-            {
-                let a = ci * CHUNK_ADOS + off;
-                self.apply_block(hier, q, y, a, nbuf, rest);
-                let r = finish(a, nbuf, fb, ob);
-                worst = reduce(worst, r);
-                if worst.is_nan() {
-                    break;
-                }
-            }
-            worst
-        };
-        let o_chunks = out[..n * d2].chunks_mut(CHUNK_ADOS * d2);
-        let f_chunks = fields[..n * nf * d2].chunks_mut(CHUNK_ADOS * nf * d2);
-        if n < PARALLEL_MIN_ADOS {
-            o_chunks
-                .zip(f_chunks)
-                .zip(scratch.chunks_mut(3 * d2))
-                .enumerate()
-                .map(|(ci, ((o, f), sc))| body(ci, o, f, sc))
-                .fold(0.0, reduce)
-        } else {
-            out[..n * d2]
-                .par_chunks_mut(CHUNK_ADOS * d2)
-                .zip(fields[..n * nf * d2].par_chunks_mut(CHUNK_ADOS * nf * d2))
-                .zip(scratch.par_chunks_mut(3 * d2))
-                .enumerate()
-                .map(|(ci, ((o, f), sc))| body(ci, o, f, sc))
-                .reduce(|| 0.0, reduce)
-        }
-    }
-
-    /// Scratch length needed by [`Couplings::sweep`] for `n_ados` ADOs.
-    pub fn scratch_len(&self, n_ados: usize) -> usize {
-        n_ados.div_ceil(CHUNK_ADOS) * 3 * self.d * self.d
-    }
-}
-
-/// Elementwise pass over ADO blocks (no coupling): `f(a, fields_block, out_block)`.
-pub fn map_blocks<F>(d2: usize, n: usize, out: &mut [C64], fields: &mut [C64], nf: usize, f: F)
-where
-    F: Fn(usize, &mut [C64], &mut [C64]) + Sync,
-{
-    let body = |ci: usize, o: &mut [C64], fl: &mut [C64]| {
-        for (off, (ob, fb)) in o
-            .chunks_exact_mut(d2)
-            .zip(fl.chunks_exact_mut(nf * d2))
-            .enumerate()
-        {
-            f(ci * CHUNK_ADOS + off, fb, ob);
-        }
-    };
-    let oc = CHUNK_ADOS * d2;
-    let fc = CHUNK_ADOS * nf * d2;
-    if n < PARALLEL_MIN_ADOS {
-        out[..n * d2]
-            .chunks_mut(oc)
-            .zip(fields[..n * nf * d2].chunks_mut(fc))
-            .enumerate()
-            .for_each(|(ci, (o, fl))| body(ci, o, fl));
-    } else {
-        out[..n * d2]
-            .par_chunks_mut(oc)
-            .zip(fields[..n * nf * d2].par_chunks_mut(fc))
-            .enumerate()
-            .for_each(|(ci, (o, fl))| body(ci, o, fl));
     }
 }

@@ -29,70 +29,58 @@ pub struct Stats {
     pub rhs_evaluations: u64,
 }
 
-/// Number of interleaved per-ADO work fields used by the integrator.
-pub const N_FIELDS: usize = 6;
-
 /// The solver: model, state and work buffers.
 #[derive(Debug, Clone)]
 pub struct Solver {
-    pub d: usize,
-    pub hier: Hierarchy,
-    pub coup: Couplings,
-    pub baths: Vec<BathSpec>,
+    pub(super) d: usize,
+    pub(super) hier: Hierarchy,
+    pub(super) coup: Couplings,
+    pub(super) baths: Vec<BathSpec>,
     /// Exponent amplitudes and rates over all baths (bath-major).
-    pub c: Vec<C64>,
-    pub nu: Vec<f64>,
+    pub(super) c: Vec<C64>,
+    pub(super) nu: Vec<f64>,
     /// Current Hamiltonian (computational basis), its eigenvalues and eigenvectors (columns).
-    pub h: Vec<C64>,
-    pub energies: Vec<f64>,
-    pub u: Vec<C64>,
+    pub(super) h: Vec<C64>,
+    pub(super) energies: Vec<f64>,
+    pub(super) u: Vec<C64>,
     /// Q of each bath in the eigenbasis (dense).
-    pub q_eig: Vec<Vec<C64>>,
+    pub(super) q_eig: Vec<Vec<C64>>,
     /// Non-zero pattern of each Q in the eigenbasis (values at t = t_ref).
-    pub q_nz: Vec<Vec<Entry>>,
+    pub(super) q_nz: Vec<Vec<Entry>>,
     /// Per bath, the part of the heat current that acts on rho alone (see `observables.rs`).
-    pub heat_static: Vec<Vec<C64>>,
+    pub(super) heat_static: Vec<Vec<C64>>,
     /// Per tier-0 and tier-1 ADO, the block entries the observables read (`observables.rs`).
-    pub(crate) observed_entries: Vec<Vec<usize>>,
-    pub t: f64,
-    pub t_ref: f64,
-    pub w: Vec<C64>,
-    pub rtol: f64,
-    pub atol: f64,
-    pub max_step: f64,
+    pub(super) observed_entries: Vec<Vec<usize>>,
+    pub(super) t: f64,
+    pub(super) t_ref: f64,
+    pub(super) w: Vec<C64>,
+    pub(super) rtol: f64,
+    pub(super) atol: f64,
+    pub(super) max_step: f64,
     /// Proposed next (big) step; 0 when unknown.
-    pub h_next: f64,
+    pub(super) h_next: f64,
     /// Decay class of each ADO and the decay rate of each class.
-    pub class_of: Vec<u32>,
-    pub class_decay: Vec<f64>,
-    pub stats: Stats,
+    pub(super) class_of: Vec<u32>,
+    pub(super) class_decay: Vec<f64>,
+    pub(super) stats: Stats,
     // work buffers
-    pub(crate) x: Vec<C64>,
-    pub(crate) x2: Vec<C64>,
-    pub(crate) fields: Vec<C64>,
-    pub(crate) scratch: Vec<C64>,
-    /// Start derivative of tiers 0 and 1 of the last attempted step (dense output).
-    pub(crate) dense_nu0: Vec<C64>,
-    /// Use the exponential Adams PECE method instead of ETDRK4 with step doubling.
-    pub adams_method: bool,
-    pub(crate) adams: AdamsHistory,
+    pub(super) x: Vec<C64>,
+    pub(super) adams: AdamsHistory,
     /// Stationary hierarchy subtracted from `w` (see `frame.rs`): scaled, eigenbasis,
     /// Schrodinger picture.
-    pub reference: Option<Vec<C64>>,
+    pub(super) reference: Option<Vec<C64>>,
 }
 
 fn check_matrix(name: &str, m: &[C64], d: usize) -> HeomResult<()> {
     if m.len() != d * d {
-        return Err(HeomError::invalid(
-            name,
-            format!(
-                "{name} must have {} entries (d = {d}), got {}",
-                d * d,
-                m.len()
-            ),
-        ));
+        let message = format!(
+            "{name} must have {} entries (d = {d}), got {}",
+            d * d,
+            m.len()
+        );
+        return Err(HeomError::invalid(name, message));
     }
-    if m.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
+    if m.iter().any(|z| !z.is_finite()) {
         return Err(HeomError::invalid(
             name,
             format!("{name} contains non-finite entries"),
@@ -110,11 +98,12 @@ fn check_matrix(name: &str, m: &[C64], d: usize) -> HeomResult<()> {
 
 /// Bytes of memory the solver needs for `n_ados` ADOs of dimension d with K exponents.
 pub fn memory_estimate(n_ados: u64, d: u64, n_exponents: u64) -> u64 {
-    // state, two stage buffers, ETDRK4 fields, Adams history and predicted forcing
-    let arrays = 3 + N_FIELDS as u64 + super::multistep::MAX_ORDER as u64 + 1;
+    // the state, the predicted state, the forcing at the predicted point, the history of the
+    // forcing and the steady-state frame's reference
+    let arrays = 3 + super::multistep::MAX_ORDER as u64 + 1;
     let per_ado = arrays * d * d * 16
         + 8 * n_exponents.max(1) + 2 * n_exponents // neighbour tables, labels
-        + 24; // decay, class, scratch share
+        + 24; // decay, class, scale
     n_ados.saturating_mul(per_ado)
 }
 
@@ -140,23 +129,12 @@ impl Solver {
         for (b, bath) in baths.iter().enumerate() {
             check_matrix(&format!("baths[{b}].Q"), &bath.q, d)?;
         }
-        if !(rtol.is_finite() && rtol > 0.0) {
-            return Err(HeomError::invalid(
-                "rtol",
-                format!("rtol = {rtol} must be > 0"),
-            ));
-        }
-        if !(atol.is_finite() && atol > 0.0) {
-            return Err(HeomError::invalid(
-                "atol",
-                format!("atol = {atol} must be > 0"),
-            ));
-        }
-        if max_step.is_nan() || max_step <= 0.0 {
-            return Err(HeomError::invalid(
-                "max_step",
-                format!("max_step = {max_step} must be > 0"),
-            ));
+        // max_step alone may be infinite (no limit)
+        for (name, value) in [("rtol", rtol), ("atol", atol), ("max_step", max_step)] {
+            if !(value > 0.0 && (value.is_finite() || name == "max_step")) {
+                let message = format!("{name} = {value} must be > 0");
+                return Err(HeomError::invalid(name, message));
+            }
         }
         let mut c = Vec::new();
         let mut nu = Vec::new();
@@ -186,7 +164,6 @@ impl Solver {
             })
             .collect();
         let d2 = d * d;
-        let scratch_len = coup.scratch_len(n);
         let mut s = Solver {
             d,
             hier,
@@ -212,11 +189,6 @@ impl Solver {
             class_decay,
             stats: Stats::default(),
             x: vec![C64::new(0.0, 0.0); n * d2],
-            x2: vec![C64::new(0.0, 0.0); n * d2],
-            fields: vec![C64::new(0.0, 0.0); n * d2 * N_FIELDS],
-            scratch: vec![C64::new(0.0, 0.0); scratch_len],
-            dense_nu0: Vec::new(),
-            adams_method: false,
             adams: AdamsHistory::default(),
             reference: None,
         };
@@ -227,6 +199,31 @@ impl Solver {
     /// Number of ADOs.
     pub fn n_ados(&self) -> usize {
         self.hier.n_ados()
+    }
+
+    /// System dimension d.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// Number of baths.
+    pub fn n_baths(&self) -> usize {
+        self.baths.len()
+    }
+
+    /// The hierarchy (ADO labels and neighbours).
+    pub fn hierarchy(&self) -> &Hierarchy {
+        &self.hier
+    }
+
+    /// Time of the state.
+    pub fn time(&self) -> f64 {
+        self.t
+    }
+
+    /// Integration counters since the solver was built.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// Rescaling factor s_a = prod_k sqrt(n_k! a_k^{n_k}) of each ADO (rho_a = s_a r_a).
@@ -349,24 +346,15 @@ impl Solver {
 
     /// A whole hierarchy given as `name`: one finite d x d block per ADO.
     pub(crate) fn check_ados(&self, name: &str, ados: &[C64]) -> HeomResult<()> {
-        let d = self.d;
-        if ados.len() != self.n_ados() * d * d {
-            return Err(HeomError::invalid(
-                name,
-                format!(
-                    "the hierarchy has {} ADOs of {d}x{d}, got {} values",
-                    self.n_ados(),
-                    ados.len()
-                ),
-            ));
-        }
-        if ados.iter().any(|z| !(z.re.is_finite() && z.im.is_finite())) {
-            return Err(HeomError::invalid(
-                name,
-                format!("the {name} ADOs contain non-finite entries"),
-            ));
-        }
-        Ok(())
+        let (d, n, got) = (self.d, self.n_ados(), ados.len());
+        let message = if got != n * d * d {
+            format!("the hierarchy has {n} ADOs of {d}x{d}, got {got} values")
+        } else if ados.iter().any(|z| !z.is_finite()) {
+            format!("the {name} ADOs contain non-finite entries")
+        } else {
+            return Ok(());
+        };
+        Err(HeomError::invalid(name, message))
     }
 
     /// Unscaled computational-basis ADOs (row-major blocks) in the working basis: rescaled, in
