@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from . import _core
+from . import _core as _core
 from .errors import (
     HierarchyTooLargeError,
     IntegrationError,

@@ -272,7 +272,7 @@ class ADOState:
             If no ADO has that label.
         """
         lab = np.asarray(label, dtype=np.int64)
-        hits = (
+        hits: np.ndarray | list[int] = (
             np.flatnonzero(np.all(self.labels == lab, axis=1)) if lab.shape == (self.labels.shape[1],) else []
         )
         if len(hits) != 1:
@@ -790,8 +790,9 @@ class HEOMSolver:
     def _stationary_hierarchy(self) -> ADOState:
         """The stationary hierarchy of the current H, solved once per H and cached read-only."""
         key = self._H.tobytes()
-        if self._stationary.get(key) is not None:
-            return self._stationary[key]
+        cached = self._stationary.get(key)
+        if cached is not None:
+            return cached
         need = steady_state_memory_bytes(self.n_ados, self.dim, self._labels.shape[1], self.depth)
         now = process_memory_bytes()
         if now + need > self._memory_limit:
@@ -837,5 +838,6 @@ class HEOMSolver:
         if len(self._stationary) >= 8:
             self._stationary.clear()
         ados.setflags(write=False)
-        self._stationary[key] = ADOState(ados, self._labels, 0.0)
-        return self._stationary[key]
+        stationary = ADOState(ados, self._labels, 0.0)
+        self._stationary[key] = stationary
+        return stationary
