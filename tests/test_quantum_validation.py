@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from qpump.pump import HeatPump
-from qpump.quantum.validation import export_rows, pump_rows, quantum_rows, row
+from qpump.quantum.validation import collision_pump_rows, export_rows, pump_rows, quantum_rows, row
 
 REPO_CIRCUITS = Path(__file__).resolve().parents[1] / "circuits"
 
@@ -49,3 +49,10 @@ def test_row_semantics():
     assert row("x", 2e-9, 1e-9)["passed"] is False
     assert row("x", 1e-10, 1e-9)["passed"] is True
     assert row("x", 0.3, None)["passed"] is None
+
+
+def test_collision_pump_rows_check_the_circuits_and_measure_the_order():
+    rows = collision_pump_rows(device=None)
+    assert rows[0]["passed"] and rows[0]["max_deviation"] < 1e-9
+    assert rows[1]["tolerance"] is None and 1.9 < rows[1]["max_deviation"] < 2.1  # Strang: second order
+    assert len(rows) == 2

@@ -3,7 +3,9 @@
 closed form vs exact propagation vs Aer (noise-free); Aer with bath channels vs the local master
 equation (lindblad.py); lindblad.py vs HEOM at weak coupling (a physics measurement: the deviation
 and its scaling with kappa); the pump side by side, HEOM vs Aer with bath noise; state preparation
-by every method vs qpump.states; exported circuits vs their in-memory originals.
+by every method vs qpump.states; exported circuits vs their in-memory originals; the pump cycle with
+collision-model baths (the hardware pump) vs its exact prediction, its continuum limit vs lindblad.py
+(measured order) and, on a fake device's noise with shots, its bath-side heat vs the noisy prediction.
 
 A row is ``{"quantity": str, "max_deviation": float, "tolerance": float | None,
 "passed": bool | None}``; tolerance and passed are None where the row is a measurement.
@@ -20,7 +22,7 @@ import numpy as np
 
 from .closed import pair_hamiltonian, propagate, rho_closed_form
 from .pump import HeatPump
-from .quantum.validation import export_rows, pump_rows, quantum_rows, row
+from .quantum.validation import collision_pump_rows, export_rows, pump_rows, quantum_rows, row
 from .states import optimal_correlation
 
 __all__ = ["crossval_rows", "weak_coupling_rows", "format_table", "format_markdown", "REPO_CIRCUITS"]
@@ -94,6 +96,7 @@ def crossval_rows(pump: HeatPump | None = None, *, dt: float = 0.05, circuits_di
     rows += weak_coupling_rows(pump, weak_window)
     rows += _pump_side_by_side(pump, dt)
     rows += export_rows(circuits_dir, pump.TA, pump.TB, pump.omega_c, pump.delta)
+    rows += collision_pump_rows(pump)
     return rows
 
 
