@@ -362,7 +362,7 @@ def _wrong_format(data, other):
     (_drop_circuit, r"1 of 83 circuits of the manifest have no counts, e\.g\. 't01_branch1_XY'"),
     (_zero_shots, r"circuit 't00_ancilla_ZZ' has zero shots"),
     (_wrong_total, r"counts of circuit 't00_ancilla_ZZ' sum to \d+ but its shots are recorded as \d+"),
-    (_bad_key, r"count key '012' of circuit 't00_ancilla_ZZ' is not a 2-bit string"),
+    (_bad_key, r"count key '012' of circuit 't00_ancilla_ZZ' is not a bit string"),
     (_wrong_backend, r"backend 'fake_torino', the manifest is for 'ideal'"),
     (_wrong_layout, r"layout .* the manifest pins"),
     (_wrong_format, r"has format 'qpump-counts/0', not 'qpump-counts/1'"),

@@ -72,6 +72,7 @@ from ..info import concurrence, mutual_information
 from ..output import check_output_dir, dumps, write_text_atomic
 from .experiment import COUNTS_FORMAT
 from .export import load_manifest, manifest_hash
+from .pump_experiment import PUMP_EXPERIMENT, PumpExperimentAnalysis, analyze_pump, write_pump_analysis
 from .tomography import ESTIMATOR_MAPS, SETTINGS, Estimate
 
 __all__ = [
@@ -150,12 +151,24 @@ def count_vector(counts: Mapping[str, int], where: str = "counts") -> np.ndarray
     return n
 
 
+def _total(counts: Mapping[str, int], where: str) -> int:
+    """The shots in a counts dict whose keys are bit strings (registers separated by spaces)."""
+    total = 0
+    for key, value in counts.items():
+        if not re.fullmatch(r"[01]+( [01]+)*", str(key)):
+            _fail(f"count key {key!r} of {where} is not a bit string")
+        if not _is_int(value) or value < 0:
+            _fail(f"count {value!r} of key {key!r} of {where} is not a non-negative integer")
+        total += int(value)
+    return total
+
+
 def load_counts(path: str | os.PathLike) -> dict:
     """Read a counts file (format ``qpump-counts/1``) and check everything it can be checked for alone.
 
     Checks: valid JSON, the format, a manifest record with its sha256, for every circuit in ``counts``
-    a positive number of shots in ``shots``, 2-bit count keys, non-negative integer counts summing to
-    the recorded shots.
+    a positive number of shots in ``shots``, bit-string count keys, non-negative integer counts summing
+    to the recorded shots.
 
     Raises
     ------
@@ -190,7 +203,7 @@ def load_counts(path: str | os.PathLike) -> dict:
             _fail(f"shots of circuit {name!r} = {recorded!r} must be a positive integer")
         if recorded == 0:
             _fail(f"circuit {name!r} has zero shots in {str(path)!r}")
-        total = int(count_vector(circuit_counts, f"circuit {name!r}").sum())
+        total = _total(circuit_counts, f"circuit {name!r}")
         if total != recorded:
             _fail(f"counts of circuit {name!r} sum to {total} but its shots are recorded as {recorded}")
     return data
@@ -743,8 +756,9 @@ def _verdict(layout: _Layout, parameters: dict, ideal: dict, central: dict, repl
 
 
 def analyze(counts_path: str | os.PathLike, manifest_path: str | os.PathLike | None = None, *,
-            bootstrap: int = 200, seed: int = 1234) -> ExperimentAnalysis:
-    """Analyse the measured counts of the Sec. III experiment.
+            bootstrap: int = 200, seed: int = 1234) -> ExperimentAnalysis | PumpExperimentAnalysis:
+    """Analyse the measured counts of the Sec. III experiment (or, for a set exported with
+    ``--experiment pump``, of the pump cycle: :func:`qpump.quantum.pump_experiment.analyze_pump`).
 
     Parameters
     ----------
@@ -776,6 +790,8 @@ def analyze(counts_path: str | os.PathLike, manifest_path: str | os.PathLike | N
     manifest, _ = load_manifest(located)
     manifest_file = located if located.is_file() else located / "manifest.json"
     check_counts(data, manifest, manifest_file)
+    if manifest.get("experiment") == PUMP_EXPERIMENT:
+        return analyze_pump(data, manifest)
 
     layout = _structure(manifest)
     qubits = (int(manifest["layout"]["A"]), int(manifest["layout"]["B"]))
@@ -838,12 +854,17 @@ def _spread(samples: np.ndarray) -> np.ndarray:
     return samples.std(axis=0, ddof=1)
 
 
-def write_analysis(analysis: ExperimentAnalysis, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``analysis.json`` (strict JSON) and ``fig1_experiment.png`` / ``.pdf`` into ``out_dir``.
+def write_analysis(analysis: ExperimentAnalysis | PumpExperimentAnalysis, out_dir: str | Path
+                   ) -> dict[str, Path]:
+    """Write ``analysis.json`` (strict JSON) and ``fig1_experiment.png`` / ``.pdf`` into ``out_dir``
+    (for the pump experiment ``fig6_experiment.*``).
 
     Every file is written atomically. Returns {"json", "png", "pdf"} -> path.
     """
     from ..figures import save
+
+    if isinstance(analysis, PumpExperimentAnalysis):
+        return write_pump_analysis(analysis, out_dir)
 
     out = check_output_dir(out_dir)
     paths = {"json": out / "analysis.json", "png": out / "fig1_experiment.png",

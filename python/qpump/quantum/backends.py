@@ -240,14 +240,18 @@ def parse_layout(text: str) -> tuple[int, ...]:
     except ValueError:
         raise InvalidParameterError(
             f"--layout = {text!r} must be two or three qubit indices A,B[,ANCILLA] (e.g. 12,13,14)") from None
-    if len(qubits) not in (2, 3):
-        raise InvalidParameterError(f"--layout = {text!r} must name 2 or 3 qubits (A,B[,ANCILLA])")
+    if len(qubits) not in (2, 3, 4):
+        raise InvalidParameterError(f"--layout = {text!r} must name 2 or 3 qubits (A,B[,ANCILLA]), or 4 "
+                                    "for --experiment pump (a_A,A,B,a_B)")
     return qubits
 
 
 def check_layout(backend, qubits: Sequence[int]) -> Layout:
     """Validate a user's layout on ``backend``: existing, distinct qubits; A-B and B-ancilla coupled.
     Without an ancilla, the best-calibrated neighbour of B is taken."""
+    if len(qubits) > 3:
+        raise InvalidParameterError(f"--layout = {','.join(map(str, qubits))}: four qubits are for "
+                                    "--experiment pump; this experiment takes A,B[,ANCILLA]")
     n = int(backend.num_qubits)
     for role, q in zip(("A", "B", "ancilla"), qubits, strict=False):
         if not 0 <= q < n:

@@ -284,7 +284,7 @@ def export_circuits(out_dir: str | os.PathLike, TA: float = 2.0, TB: float = 1.0
     files: dict[str, dict] = {}
     groups: dict[str, dict] = {}
     for k, (item, isa) in enumerate(zip(items, transpiled, strict=True)):
-        _write_circuit_files(out, item, isa, device)
+        _write_circuit_files(out, item.name, item.circuit, isa, device)
         entry = {
             "qasm": f"{item.name}.qasm",
             "qpy": f"{item.name}.qpy",
@@ -363,7 +363,8 @@ def export_circuits(out_dir: str | os.PathLike, TA: float = 2.0, TB: float = 1.0
     return manifest
 
 
-def _write_circuit_files(out: Path, item: ExportItem, isa: QuantumCircuit, device: DeviceSpec) -> None:
+def _write_circuit_files(out: Path, name: str, logical: QuantumCircuit, isa: QuantumCircuit,
+                         device: DeviceSpec) -> None:
     """NAME.qasm, NAME.qpy (logical) and, for a device, isa/NAME.qpy; each written atomically (the
     manifest, written last, is what makes the set complete)."""
     from qiskit import qasm3, qpy
@@ -379,10 +380,10 @@ def _write_circuit_files(out: Path, item: ExportItem, isa: QuantumCircuit, devic
     def write_qasm(tmp: Path) -> None:
         tmp.write_text(text)
 
-    write_atomic(out / f"{item.name}.qasm", write_qasm)
-    write_atomic(out / f"{item.name}.qpy", dump_qpy(item.circuit))
+    write_atomic(out / f"{name}.qasm", write_qasm)
+    write_atomic(out / f"{name}.qpy", dump_qpy(logical))
     if device.backend is not None:
-        write_atomic(out / "isa" / f"{item.name}.qpy", dump_qpy(isa))
+        write_atomic(out / "isa" / f"{name}.qpy", dump_qpy(isa))
 
 
 def manifest_hash(manifest_path: str | os.PathLike) -> str:
