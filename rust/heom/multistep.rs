@@ -15,13 +15,15 @@
 //! low ones (larger stability region) once a decaying solution has made the steps long. Two
 //! coupling sweeps per step.
 
-use super::cancel::{never, Check, Throttle};
+use super::cancel::{Check, Throttle};
 use super::error::{HeomError, HeomResult};
 use super::linalg::C64;
-use super::observables::Observation;
+use super::model::Model;
+use super::observables::{observe, observe_at, Observation};
 use super::rhs::PARALLEL_MIN_ADOS;
-use super::solver::Solver;
+use super::state::State;
 use rayon::prelude::*;
+use std::collections::HashMap;
 
 /// Highest predictor order.
 pub const MAX_ORDER: usize = 8;
@@ -142,19 +144,19 @@ fn moments_into(phi: &[f64], theta: f64, out: &mut [f64]) {
 
 /// History of the multistep method (forcing values at past accepted times, newest first).
 #[derive(Debug, Clone, Default)]
-pub struct AdamsHistory {
-    pub(super) slots: Vec<Vec<C64>>,
-    pub(super) times: Vec<f64>,
+struct AdamsHistory {
+    slots: Vec<Vec<C64>>,
+    times: Vec<f64>,
     /// `order[j]` = slot index of the j-th newest value.
-    pub(super) order: Vec<usize>,
+    order: Vec<usize>,
     /// Order of the next step (number of history values the predictor uses).
-    pub(super) current: usize,
+    current: usize,
     /// Accepted steps since the order last changed.
-    pub(super) steps_at_order: usize,
+    steps_at_order: usize,
 }
 
 impl AdamsHistory {
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.times.clear();
         self.order.clear();
         self.current = 1;
@@ -172,19 +174,94 @@ pub fn simd_path() -> &'static str {
     "portable"
 }
 
-impl Solver {
+/// Integration counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    pub steps: u64,
+    pub rejected: u64,
+    pub rhs_evaluations: u64,
+}
+
+/// rtol, atol > 0 and finite; max_step > 0 (may be infinite: no limit).
+pub(super) fn check_tolerances(rtol: f64, atol: f64, max_step: f64) -> HeomResult<()> {
+    for (name, value) in [("rtol", rtol), ("atol", atol), ("max_step", max_step)] {
+        if !(value > 0.0 && (value.is_finite() || name == "max_step")) {
+            let message = format!("{name} = {value} must be > 0");
+            return Err(HeomError::invalid(name, message));
+        }
+    }
+    Ok(())
+}
+
+/// The stepper: history, step control, statistics and work buffers.
+#[derive(Debug, Clone)]
+pub struct Stepper {
+    rtol: f64,
+    atol: f64,
+    max_step: f64,
+    /// Proposed next (big) step; 0 when unknown.
+    h_next: f64,
+    /// Decay class of each ADO and the decay rate of each class.
+    class_of: Vec<u32>,
+    class_decay: Vec<f64>,
+    stats: Stats,
+    /// The predicted, then corrected, state of the step in progress.
+    x: Vec<C64>,
+    adams: AdamsHistory,
+}
+
+impl Stepper {
+    /// A stepper for `model` with tolerances checked by [`check_tolerances`].
+    pub(super) fn new(model: &Model, rtol: f64, atol: f64, max_step: f64) -> Self {
+        let mut classes: HashMap<u64, u32> = HashMap::new();
+        let mut class_decay = Vec::new();
+        let class_of = model
+            .couplings()
+            .decay
+            .iter()
+            .map(|g| {
+                *classes.entry(g.to_bits()).or_insert_with(|| {
+                    class_decay.push(*g);
+                    (class_decay.len() - 1) as u32
+                })
+            })
+            .collect();
+        Stepper {
+            rtol,
+            atol,
+            max_step,
+            h_next: 0.0,
+            class_of,
+            class_decay,
+            stats: Stats::default(),
+            x: vec![C64::new(0.0, 0.0); model.n_ados() * model.dim() * model.dim()],
+            adams: AdamsHistory::default(),
+        }
+    }
+
+    /// Integration counters since the stepper was built.
+    pub(super) fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Start afresh (first step unknown, no history): the state or the model has changed.
+    pub(super) fn reset(&mut self) {
+        self.h_next = 0.0;
+        self.adams.clear();
+    }
+
     /// G(t, y) for all ADOs into `out` (one coupling sweep).
     #[inline(always)]
-    fn forcing(&mut self, t: f64, y_is_state: bool, out: &mut [C64]) {
-        let q = self.q_at(t);
-        let y: &[C64] = if y_is_state { &self.w } else { &self.x };
-        self.coup.apply_all(&self.hier, &q, y, out);
+    fn forcing(&mut self, model: &Model, state: &State, t: f64, y_is_state: bool, out: &mut [C64]) {
+        let q = model.q_at(t - state.t_ref());
+        let y: &[C64] = if y_is_state { state.w() } else { &self.x };
+        model.couplings().apply_all(model.hierarchy(), &q, y, out);
         self.stats.rhs_evaluations += 1;
     }
 
     #[inline(always)]
-    fn push_history(&mut self, t: f64) {
-        let n = self.w.len();
+    fn push_history(&mut self, model: &Model, state: &State, t: f64) {
+        let n = state.w().len();
         let hist = &mut self.adams;
         let slot = if hist.order.len() < MAX_ORDER {
             if hist.slots.len() <= hist.order.len() {
@@ -200,18 +277,10 @@ impl Solver {
             s
         };
         let mut buf = std::mem::take(&mut self.adams.slots[slot]);
-        self.forcing(t, true, &mut buf);
+        self.forcing(model, state, t, true, &mut buf);
         self.adams.slots[slot] = buf;
         self.adams.order.insert(0, slot);
         self.adams.times.insert(0, t);
-    }
-
-    /// [`Solver::propagate_cancellable`] without cancellation.
-    pub fn propagate<F>(&mut self, times: &[f64], on_output: F) -> HeomResult<()>
-    where
-        F: FnMut(usize, Observation),
-    {
-        self.propagate_cancellable(times, on_output, &mut never)
     }
 
     /// Integrate through the non-decreasing output `times` (the first >= the current time),
@@ -227,8 +296,10 @@ impl Solver {
     /// when the CPU has AVX2 (the wheel itself stays portable) unless the environment variable
     /// `QPUMP_PORTABLE` is set ([`simd_path`]). Rust never contracts a * b + c into an FMA, so
     /// both give the same numbers bit for bit; AVX2 only does them four at a time.
-    pub fn propagate_cancellable<F>(
+    pub(super) fn propagate_cancellable<F>(
         &mut self,
+        model: &Model,
+        state: &mut State,
         times: &[f64],
         on_output: F,
         check: &mut Check<'_>,
@@ -239,16 +310,18 @@ impl Solver {
         #[cfg(target_arch = "x86_64")]
         if simd_path() == "avx2" {
             // SAFETY: the CPU has every feature the function is compiled for.
-            return unsafe { self.propagate_avx2(times, on_output, check) };
+            return unsafe { self.propagate_avx2(model, state, times, on_output, check) };
         }
-        self.adams_loop(times, on_output, check)
+        self.adams_loop(model, state, times, on_output, check)
     }
 
-    /// [`Solver::adams_loop`] compiled for AVX2.
+    /// [`Stepper::adams_loop`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn propagate_avx2<F>(
         &mut self,
+        model: &Model,
+        state: &mut State,
         times: &[f64],
         on_output: F,
         check: &mut Check<'_>,
@@ -256,12 +329,14 @@ impl Solver {
     where
         F: FnMut(usize, Observation),
     {
-        self.adams_loop(times, on_output, check)
+        self.adams_loop(model, state, times, on_output, check)
     }
 
     #[inline(always)]
     fn adams_loop<F>(
         &mut self,
+        model: &Model,
+        state: &mut State,
         times: &[f64],
         mut on_output: F,
         check: &mut Check<'_>,
@@ -274,49 +349,46 @@ impl Solver {
         };
         if times.iter().any(|t| !t.is_finite())
             || times.windows(2).any(|p| p[1] < p[0])
-            || times[0] < self.t
+            || times[0] < state.time()
         {
             return Err(HeomError::invalid(
                 "times",
                 format!(
                     "times must be finite, non-decreasing and start at the state's time {}",
-                    self.t
+                    state.time()
                 ),
             ));
         }
         let mut next = 0;
-        while next < times.len() && times[next] <= self.t {
-            on_output(next, self.observe());
+        while next < times.len() && times[next] <= state.time() {
+            on_output(next, observe(model, state));
             next += 1;
         }
         if self.adams.order.is_empty() {
-            self.push_history(self.t);
+            self.push_history(model, state, state.time());
         }
-        let d2 = self.d * self.d;
-        let n01 = self.observed_entries.len();
-        let mut gp = vec![C64::new(0.0, 0.0); self.w.len()];
+        let d2 = model.dim() * model.dim();
+        let n01 = model.observed_entries().len();
+        let mut gp = vec![C64::new(0.0, 0.0); state.w().len()];
         let mut failures = 0;
         let mut retrying = false;
         let mut throttle = Throttle::new(check);
-        while self.t < target {
-            throttle.poll(self.t)?;
+        while state.time() < target {
+            let t0 = state.time();
+            throttle.poll(t0)?;
             if self.h_next <= 0.0 {
                 self.h_next = 1e-3_f64.min(self.max_step);
             }
             let proposal = self.h_next.min(self.max_step);
-            let landing = proposal >= target - self.t;
-            let h = if landing { target - self.t } else { proposal };
-            if h < 1e-13 * self.t.abs().max(1.0) {
+            let landing = proposal >= target - t0;
+            let h = if landing { target - t0 } else { proposal };
+            if h < 1e-13 * t0.abs().max(1.0) {
                 if landing {
-                    self.t = target;
+                    state.land(target);
                     break;
                 }
-                return Err(HeomError::StepTooSmall {
-                    time: self.t,
-                    step: h,
-                });
+                return Err(HeomError::StepTooSmall { time: t0, step: h });
             }
-            let t0 = self.t;
             let nodes: Vec<f64> = self.adams.times.iter().map(|&s| (s - t0) / h).collect();
             // As in VODE, a new order is considered only after k + 1 steps at the current one
             // (or after a rejection), except while the history is still filling up.
@@ -324,15 +396,15 @@ impl Solver {
             let consider =
                 retrying || hist.steps_at_order > hist.current || hist.order.len() < MAX_ORDER;
             let plan = StepPlan::new(&nodes, hist.current, consider, &self.class_decay, h);
-            self.predict(&plan);
-            self.forcing(t0 + h, false, &mut gp);
-            let errs = self.correct(&plan, &gp);
+            self.predict(model, state, &plan);
+            self.forcing(model, state, t0 + h, false, &mut gp);
+            let errs = self.correct(model, state, &plan, &gp);
             let err = errs[1];
             if !err.is_finite() {
                 failures += 1;
                 self.stats.rejected += 1;
                 if failures > 6 {
-                    return Err(HeomError::NonFinite { time: self.t });
+                    return Err(HeomError::NonFinite { time: t0 });
                 }
                 self.h_next = 0.1 * h;
                 continue;
@@ -356,13 +428,13 @@ impl Solver {
                     && times[next] < t0 + h
                     && !(landing && times[next] >= target)
                 {
-                    self.interpolate_observed(&plan, &gp, h, (times[next] - t0) / h, &mut w01);
-                    on_output(next, self.observe_from(times[next], &w01));
+                    let theta = (times[next] - t0) / h;
+                    self.interpolate_observed(model, state, &plan, &gp, h, theta, &mut w01);
+                    on_output(next, observe_at(model, state, times[next], &w01));
                     next += 1;
                 }
             }
-            std::mem::swap(&mut self.w, &mut self.x);
-            self.t = if landing { target } else { t0 + h };
+            state.advance(if landing { target } else { t0 + h }, &mut self.x);
             self.stats.steps += 1;
             self.adams.steps_at_order += 1;
             retrying = false;
@@ -371,43 +443,47 @@ impl Solver {
             } else {
                 h * fac
             };
-            self.push_history(self.t);
-            while next < times.len() && times[next] <= self.t {
-                on_output(next, self.observe());
+            self.push_history(model, state, state.time());
+            while next < times.len() && times[next] <= state.time() {
+                on_output(next, observe(model, state));
                 next += 1;
             }
         }
         while next < times.len() {
-            on_output(next, self.observe());
+            on_output(next, observe(model, state));
             next += 1;
         }
         Ok(())
     }
 
     /// The corrector polynomial of the step in progress (from `w`, size h, forcing `gp` at its
-    /// end) at t + theta h, for the [`Solver::observed_entries`] of tiers 0 and 1, into `w01`.
+    /// end) at t + theta h, for the [`Model::observed_entries`] of tiers 0 and 1, into `w01`.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn interpolate_observed(
         &self,
+        model: &Model,
+        state: &State,
         plan: &StepPlan,
         gp: &[C64],
         h: f64,
         theta: f64,
         w01: &mut [C64],
     ) {
-        let d2 = self.d * self.d;
+        let d2 = model.dim() * model.dim();
+        let (w, decay) = (state.w(), &model.couplings().decay);
         let mut phi = [0.0; MAX_PHI];
         let mut moments = [0.0; MAX_NODES];
         let mut b = [0.0; MAX_NODES];
         let history = &self.adams.order[..plan.k];
-        for (a, entries) in self.observed_entries.iter().enumerate() {
+        for (a, entries) in model.observed_entries().iter().enumerate() {
             let phi = &mut phi[..plan.k + 2];
-            phi_into(-theta * self.coup.decay[a] * h, phi);
+            phi_into(-theta * decay[a] * h, phi);
             moments_into(phi, theta, &mut moments[..=plan.k]);
             plan.basis_c.weights_into(&moments, &mut b);
             for &e in entries {
                 let i = a * d2 + e;
-                let mut v = phi[0] * self.w[i] + h * b[0] * gp[i];
+                let mut v = phi[0] * w[i] + h * b[0] * gp[i];
                 for (j, &s) in history.iter().enumerate() {
                     v += h * b[j + 1] * self.adams.slots[s][i];
                 }
@@ -418,11 +494,11 @@ impl Solver {
 
     /// The order-k predictor into `x`.
     #[inline(always)]
-    fn predict(&mut self, plan: &StepPlan) {
-        let d2 = self.d * self.d;
+    fn predict(&mut self, model: &Model, state: &State, plan: &StepPlan) {
+        let d2 = model.dim() * model.dim();
         let mut x = std::mem::take(&mut self.x);
-        let pass = BlockPass::new(self, plan, &[]);
-        if self.n_ados() >= PARALLEL_MIN_ADOS {
+        let pass = BlockPass::new(self, d2, state, plan, &[]);
+        if model.n_ados() >= PARALLEL_MIN_ADOS {
             x.par_chunks_mut(d2)
                 .with_min_len(64)
                 .enumerate()
@@ -439,10 +515,10 @@ impl Solver {
     /// predicted point; returns the scaled error norms of the predictors of order k - 1, k and
     /// k + 1 against it (0 for an order that is not available).
     #[inline(always)]
-    fn correct(&mut self, plan: &StepPlan, gp: &[C64]) -> [f64; 3] {
-        let d2 = self.d * self.d;
+    fn correct(&mut self, model: &Model, state: &State, plan: &StepPlan, gp: &[C64]) -> [f64; 3] {
+        let d2 = model.dim() * model.dim();
         let mut x = std::mem::take(&mut self.x);
-        let pass = BlockPass::new(self, plan, gp);
+        let pass = BlockPass::new(self, d2, state, plan, gp);
         let red = |x: [f64; 3], y: [f64; 3]| -> [f64; 3] {
             std::array::from_fn(|q| {
                 if x[q].is_nan() || y[q].is_nan() {
@@ -453,7 +529,7 @@ impl Solver {
             })
         };
         let scratch = || vec![C64::new(0.0, 0.0); 3 * d2];
-        let total = if self.n_ados() >= PARALLEL_MIN_ADOS {
+        let total = if model.n_ados() >= PARALLEL_MIN_ADOS {
             x.par_chunks_mut(d2)
                 .with_min_len(64)
                 .enumerate()
@@ -495,23 +571,29 @@ struct BlockPass<'a> {
 }
 
 impl<'a> BlockPass<'a> {
-    fn new(solver: &'a Solver, plan: &'a StepPlan, gp: &'a [C64]) -> Self {
-        let hist = &solver.adams;
+    fn new(
+        stepper: &'a Stepper,
+        d2: usize,
+        state: &'a State,
+        plan: &'a StepPlan,
+        gp: &'a [C64],
+    ) -> Self {
+        let hist = &stepper.adams;
         let n_slots = plan.k_hi.max(plan.k);
         let mut slots: [&[C64]; MAX_ORDER] = [&[]; MAX_ORDER];
         for (dst, &s) in slots.iter_mut().zip(&hist.order[..n_slots]) {
             *dst = &hist.slots[s][..];
         }
         BlockPass {
-            d2: solver.d * solver.d,
+            d2,
             plan,
-            w: &solver.w,
-            class_of: &solver.class_of,
+            w: state.w(),
+            class_of: &stepper.class_of,
             slots,
             n_slots,
             gp,
-            rtol: solver.rtol,
-            atol: solver.atol,
+            rtol: stepper.rtol,
+            atol: stepper.atol,
         }
     }
 
@@ -758,7 +840,8 @@ mod tests {
 
     use crate::heom::bath::{self, Expansion};
     use crate::heom::cancel::never;
-    use crate::heom::solver::BathSpec;
+    use crate::heom::model::BathSpec;
+    use crate::heom::steady::generator_triplets;
     use crate::heom::testing::random_hermitian;
 
     /// Error at t = 1 of `1 / h` fixed steps of order k (k history values) of the stepper's
@@ -803,13 +886,13 @@ mod tests {
     }
 
     /// A qubit with two Drude-Lorentz baths at depth 3 (a HEOM small enough to solve exactly):
-    /// the solver, the exact rho(t) = [exp(L t) y0]_0 at `times` from the assembled generator,
-    /// and the solver's rho at those times.
+    /// the stepper, the exact rho(t) = [exp(L t) y0]_0 at `times` from the assembled generator,
+    /// and the stepper's rho at those times.
     fn qubit_against_exact(
         rtol: f64,
         times: &[f64],
         first_step: f64,
-    ) -> (Solver, Vec<Vec<C64>>, Vec<Vec<C64>>) {
+    ) -> (Stepper, Vec<Vec<C64>>, Vec<Vec<C64>>) {
         let (o, x, i) = (C64::new(0.0, 0.0), C64::new(1.0, 0.0), C64::new(0.0, 1.0));
         let h = vec![C64::new(-0.5, 0.0), 0.2 * x, 0.2 * x, C64::new(0.5, 0.0)];
         let b1 = bath::drude_lorentz(0.1, 1.0, 1.0, 1, Expansion::Matsubara, true).unwrap();
@@ -824,13 +907,18 @@ mod tests {
                 exps: b2,
             },
         ];
-        let mut s = Solver::new(2, &h, baths, 3, rtol, 1e-2 * rtol, f64::INFINITY).unwrap();
-        let mut y = vec![o; s.n_ados() * 4];
+        let model = Model::new(2, &h, baths, 3).unwrap();
+        let (mut state, mut s) = (
+            State::new(&model),
+            Stepper::new(&model, rtol, 1e-2 * rtol, f64::INFINITY),
+        );
+        let mut y = vec![o; model.n_ados() * 4];
         y[..4].copy_from_slice(&[C64::new(0.8, 0.0), 0.3 - 0.1 * i, 0.3 + 0.1 * i, 0.2 * x]);
-        s.set_state(0.0, &y).unwrap();
+        state.load(&model, 0.0, &y).unwrap();
+        s.reset();
         s.h_next = first_step;
         // exp(L t) y0 by Taylor steps of norm <= 0.5 (y0 is its own rescaled form: only rho)
-        let g = s.generator_triplets(&mut never).unwrap();
+        let g = generator_triplets(&model, &mut never).unwrap();
         let apply = |v: &[C64]| {
             let mut out = vec![o; v.len()];
             for ((&r, &c), &val) in g.rows.iter().zip(&g.cols).zip(&g.vals) {
@@ -859,7 +947,9 @@ mod tests {
             exact.push(y[..4].to_vec());
         }
         let mut got = Vec::new();
-        s.propagate(times, |_, obs| got.push(obs.rho)).unwrap();
+        let push = |_, obs: Observation| got.push(obs.rho);
+        s.propagate_cancellable(&model, &mut state, times, push, &mut never)
+            .unwrap();
         (s, exact, got)
     }
 
@@ -927,27 +1017,37 @@ mod tests {
             exps,
         }];
         // max_step keeps the steps short: the target is out of reach
-        let mut s = Solver::new(2, &h, baths, 3, 1e-8, 1e-10, 0.01).unwrap();
-        let mut ados = vec![o; s.n_ados() * 4];
+        let model = Model::new(2, &h, baths, 3).unwrap();
+        let (mut state, mut s) = (State::new(&model), Stepper::new(&model, 1e-8, 1e-10, 0.01));
+        let mut ados = vec![o; model.n_ados() * 4];
         ados[0] = x;
-        s.set_state(0.0, &ados).unwrap();
+        state.load(&model, 0.0, &ados).unwrap();
+        s.reset();
         let mut calls = 0;
         let mut outputs = 0;
-        let res = s.propagate_cancellable(&[0.0, 1e9], |_, _| outputs += 1, &mut |_| {
+        let mut check = |_: f64| {
             calls += 1;
             if calls < 3 {
                 Ok(())
             } else {
                 Err(HeomError::Interrupted)
             }
-        });
+        };
+        let res = s.propagate_cancellable(
+            &model,
+            &mut state,
+            &[0.0, 1e9],
+            |_, _| outputs += 1,
+            &mut check,
+        );
         assert_eq!(res, Err(HeomError::Interrupted));
         assert_eq!(calls, 3);
         assert_eq!(outputs, 1);
-        let t = s.t;
+        let t = state.time();
         assert!(t > 0.0 && t < 1e9 && s.stats.steps > 0, "t = {t}");
         let mut trace = C64::new(0.0, 0.0);
-        s.propagate(&[t, t + 0.1], |_, obs| trace = obs.rho[0] + obs.rho[3])
+        let last = |_, obs: Observation| trace = obs.rho[0] + obs.rho[3];
+        s.propagate_cancellable(&model, &mut state, &[t, t + 0.1], last, &mut never)
             .unwrap();
         assert!((trace - 1.0).norm() < 1e-12, "trace {trace}");
         assert_eq!(HeomError::Interrupted.to_string(), "interrupted");

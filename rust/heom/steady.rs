@@ -7,7 +7,7 @@ use super::cancel::{Check, Throttle};
 use super::error::HeomResult;
 use super::hierarchy::NONE;
 use super::linalg::{matmul, C64};
-use super::solver::Solver;
+use super::model::Model;
 
 /// COO triplets of a square sparse matrix (duplicates are to be summed).
 #[derive(Debug, Clone, Default)]
@@ -53,58 +53,62 @@ fn identity(d: usize) -> Vec<C64> {
     m
 }
 
-impl Solver {
-    /// The full generator (system Liouvillian with terminators, decays and tier couplings) for
-    /// the current Hamiltonian, acting on rescaled ADOs in the computational basis. `check` is
-    /// consulted between ADOs (see `cancel.rs`); its error stops the assembly and is returned.
-    pub fn generator_triplets(&self, check: &mut Check<'_>) -> HeomResult<Triplets> {
-        let d = self.d;
-        let d2 = d * d;
-        let n = self.n_ados();
-        let k_tot = self.hier.n_exponents;
-        let one = identity(d);
-        let i1 = C64::new(0.0, 1.0);
-        let mut t = Triplets {
-            dim: n * d2,
-            ..Default::default()
-        };
-        let q2: Vec<Vec<C64>> = self.baths.iter().map(|b| matmul(&b.q, &b.q, d)).collect();
-        let mut throttle = Throttle::new(check);
-        for a in 0..n {
-            throttle.poll(a as f64)?;
-            // -i [H, x] - g_a x
-            t.add_sandwich(d, a, a, -i1, &self.h, &one);
-            t.add_sandwich(d, a, a, i1, &one, &self.h);
-            t.add_sandwich(d, a, a, C64::new(-self.coup.decay[a], 0.0), &one, &one);
-            for (b, &(k0, k1)) in self.coup.bath_ranges.iter().enumerate() {
-                let q = &self.baths[b].q;
-                let delta = self.coup.delta[b];
-                if delta != 0.0 {
-                    // -delta (Q^2 x - 2 Q x Q + x Q^2)
-                    t.add_sandwich(d, a, a, C64::new(-delta, 0.0), &q2[b], &one);
-                    t.add_sandwich(d, a, a, C64::new(2.0 * delta, 0.0), q, q);
-                    t.add_sandwich(d, a, a, C64::new(-delta, 0.0), &one, &q2[b]);
+/// The full generator (system Liouvillian with terminators, decays and tier couplings) of
+/// `model` for its current Hamiltonian, acting on rescaled ADOs in the computational basis.
+/// `check` is consulted between ADOs (see `cancel.rs`); its error stops the assembly and is
+/// returned.
+pub(super) fn generator_triplets(model: &Model, check: &mut Check<'_>) -> HeomResult<Triplets> {
+    let d = model.dim();
+    let d2 = d * d;
+    let (hier, coup) = (model.hierarchy(), model.couplings());
+    let n = model.n_ados();
+    let k_tot = hier.n_exponents;
+    let one = identity(d);
+    let i1 = C64::new(0.0, 1.0);
+    let mut t = Triplets {
+        dim: n * d2,
+        ..Default::default()
+    };
+    let q2: Vec<Vec<C64>> = model
+        .baths()
+        .iter()
+        .map(|b| matmul(&b.q, &b.q, d))
+        .collect();
+    let mut throttle = Throttle::new(check);
+    for a in 0..n {
+        throttle.poll(a as f64)?;
+        // -i [H, x] - g_a x
+        t.add_sandwich(d, a, a, -i1, model.hamiltonian(), &one);
+        t.add_sandwich(d, a, a, i1, &one, model.hamiltonian());
+        t.add_sandwich(d, a, a, C64::new(-coup.decay[a], 0.0), &one, &one);
+        for (b, &(k0, k1)) in coup.bath_ranges.iter().enumerate() {
+            let q = &model.baths()[b].q;
+            let delta = coup.delta[b];
+            if delta != 0.0 {
+                // -delta (Q^2 x - 2 Q x Q + x Q^2)
+                t.add_sandwich(d, a, a, C64::new(-delta, 0.0), &q2[b], &one);
+                t.add_sandwich(d, a, a, C64::new(2.0 * delta, 0.0), q, q);
+                t.add_sandwich(d, a, a, C64::new(-delta, 0.0), &one, &q2[b]);
+            }
+            for k in k0..k1 {
+                let nk = hier.labels[a * k_tot + k] as usize;
+                let u = hier.up[a * k_tot + k];
+                if u != NONE {
+                    let cf = coup.up_coefficient(k, nk);
+                    t.add_sandwich(d, a, u as usize, cf, q, &one);
+                    t.add_sandwich(d, a, u as usize, -cf, &one, q);
                 }
-                for k in k0..k1 {
-                    let nk = self.hier.labels[a * k_tot + k] as usize;
-                    let u = self.hier.up[a * k_tot + k];
-                    if u != NONE {
-                        let cf = self.coup.up_coefficient(k, nk);
-                        t.add_sandwich(d, a, u as usize, cf, q, &one);
-                        t.add_sandwich(d, a, u as usize, -cf, &one, q);
-                    }
-                    let dn = self.hier.down[a * k_tot + k];
-                    if dn != NONE {
-                        // P-coefficient multiplies Q x, M-coefficient multiplies -x Q.
-                        let (cp, cm) = self.coup.down_coefficients(k, nk);
-                        t.add_sandwich(d, a, dn as usize, cp, q, &one);
-                        t.add_sandwich(d, a, dn as usize, -cm, &one, q);
-                    }
+                let dn = hier.down[a * k_tot + k];
+                if dn != NONE {
+                    // P-coefficient multiplies Q x, M-coefficient multiplies -x Q.
+                    let (cp, cm) = coup.down_coefficients(k, nk);
+                    t.add_sandwich(d, a, dn as usize, cp, q, &one);
+                    t.add_sandwich(d, a, dn as usize, -cm, &one, q);
                 }
             }
         }
-        Ok(t)
     }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -112,7 +116,7 @@ mod tests {
     use super::*;
     use crate::heom::bath::{self, Expansion};
     use crate::heom::cancel::never;
-    use crate::heom::solver::BathSpec;
+    use crate::heom::model::BathSpec;
     use crate::heom::testing::{lcg, random_hermitian};
 
     /// The matrix-free coupling equals the assembled generator minus its block-diagonal part
@@ -138,28 +142,28 @@ mod tests {
                     exps: b2,
                 },
             ];
-            let mut s = Solver::new(d, &h, baths, 3, 1e-8, 1e-10, f64::INFINITY).unwrap();
+            let model = Model::new(d, &h, baths, 3).unwrap();
             let d2 = d * d;
-            let n = s.n_ados();
-            for x in s.w.iter_mut() {
-                *x = C64::new(lcg(&mut seed), lcg(&mut seed));
-            }
-            let g = s.generator_triplets(&mut never).unwrap();
+            let n = model.n_ados();
+            let w: Vec<C64> = (0..n * d2)
+                .map(|_| C64::new(lcg(&mut seed), lcg(&mut seed)))
+                .collect();
+            let g = generator_triplets(&model, &mut never).unwrap();
             let mut gy = vec![C64::new(0.0, 0.0); n * d2];
             for ((&r, &c), &v) in g.rows.iter().zip(&g.cols).zip(&g.vals) {
-                gy[r as usize] += v * s.w[c as usize];
+                gy[r as usize] += v * w[c as usize];
             }
-            let q = s.q_at(s.t_ref);
+            let (q, coup) = (model.q_at(0.0), model.couplings());
             let mut nbuf = vec![C64::new(0.0, 0.0); d2];
             let mut worst: f64 = 0.0;
             for a in 0..n {
-                s.coup.apply_block(&s.hier, &q, &s.w, a, &mut nbuf);
-                let y = &s.w[a * d2..(a + 1) * d2];
+                coup.apply_block(model.hierarchy(), &q, &w, a, &mut nbuf);
+                let y = &w[a * d2..(a + 1) * d2];
                 for i in 0..d {
                     for j in 0..d {
                         let e = i * d + j;
                         let comm = -C64::new(0.0, 1.0) * (h[i * d + i] - h[j * d + j]) * y[e];
-                        let diag = comm - s.coup.decay[a] * y[e];
+                        let diag = comm - coup.decay[a] * y[e];
                         worst = worst.max((gy[a * d2 + e] - diag - nbuf[e]).norm());
                     }
                 }
