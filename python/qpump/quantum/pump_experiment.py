@@ -172,6 +172,10 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
                       "collisions": cycle.collisions,
                       "registers": ["sys", "pre_a", "post_a", "pre_b", "post_b"]},
         "planner": table,
+        # The bath ancillas are measured mid-circuit and reset (the line has no spare qubit for fresh
+        # ones); what that costs on the device, from its Target:
+        "measurement_costs": (cp.measurement_costs(device.backend, line, cycle)
+                              if device.backend is not None else None),
         "backend": device.describe(),
         "layout": line.as_dict(),
         "shots_per_setting": shots,
