@@ -601,3 +601,24 @@ def test_progress_reports_the_time_reached_and_changes_nothing():
     assert np.all(np.diff(seen) > 0) and 0 < seen[0] and seen[-1] < 300.0
     assert np.array_equal(with_progress.rho, plain.rho)  # one propagation either way
     assert with_progress.stats["steps"] == plain.stats["steps"]
+
+
+def test_the_steady_state_solve_runs_on_one_blas_thread(monkeypatch):
+    """SuperLU's BLAS calls are limited to one thread: a multithreaded BLAS spins on a busy machine
+    (measured 6x slower beside other jobs) and gains nothing on these small dense blocks."""
+    import scipy.sparse.linalg as spla
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    solve = spla.spsolve
+
+    def recording(*args, **kwargs):
+        seen.append([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(spla, "spsolve", recording)
+    sz = np.diag([1.0, -1.0]).astype(complex)
+    sx = np.array([[0, 1], [1, 0]], dtype=complex)
+    HEOMSolver(0.5 * sz + 0.25 * sx, [DrudeLorentzBath(sz, 1e-4, 1.0, 0.5, n_exp=3, expansion="pade")],
+               depth=2).steady_state()
+    assert seen and all(threads == [1] * len(threads) and threads for threads in seen), seen

@@ -815,7 +815,12 @@ class HEOMSolver:
         rhs = np.zeros(dim, dtype=complex)
         rhs[0] = 1.0
         def solve() -> np.ndarray:
-            with warnings.catch_warnings():
+            from threadpoolctl import threadpool_limits
+
+            # SuperLU's dense kernels call BLAS; a multithreaded BLAS spins on a busy machine (CI,
+            # a sweep's other workers) and made this solve 6x slower there (84 ms against 13 ms
+            # with one thread, measured); the blocks are far too small to gain from threads.
+            with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
                 # A singular generator is reported below, as an error naming the cause.
                 warnings.simplefilter("ignore", spla.MatrixRankWarning)
                 return spla.spsolve(mat, rhs, permc_spec="MMD_AT_PLUS_A")
