@@ -72,7 +72,7 @@ from ..info import concurrence, mutual_information
 from ..output import check_output_dir, dumps, write_text_atomic
 from .experiment import COUNTS_FORMAT
 from .export import load_manifest, manifest_hash
-from .pump_experiment import PUMP_EXPERIMENT, PumpExperimentAnalysis, analyze_pump, write_pump_analysis
+from .pump_experiment import PUMP_EXPERIMENT, PumpExperimentAnalysis, analyze_pump
 from .tomography import ESTIMATOR_MAPS, SETTINGS, Estimate
 
 __all__ = [
@@ -863,12 +863,9 @@ def write_analysis(analysis: ExperimentAnalysis | PumpExperimentAnalysis, out_di
     """
     from ..figures import save
 
-    if isinstance(analysis, PumpExperimentAnalysis):
-        return write_pump_analysis(analysis, out_dir)
-
+    stem = "fig6_experiment" if isinstance(analysis, PumpExperimentAnalysis) else "fig1_experiment"
     out = check_output_dir(out_dir)
-    paths = {"json": out / "analysis.json", "png": out / "fig1_experiment.png",
-             "pdf": out / "fig1_experiment.pdf"}
+    paths = {"json": out / "analysis.json", "png": out / f"{stem}.png", "pdf": out / f"{stem}.pdf"}
     write_text_atomic(paths["json"], dumps(analysis.to_json(), indent=1) + "\n")
     fig = analysis.figure()
     save(fig, paths["png"], close=False)

@@ -48,8 +48,7 @@ from .backends import DeviceSpec, resolve_backend
 from .preparation import preparation_of
 from .tomography import SETTINGS, Estimate, measurement_circuit, setting_probabilities, state_tomography
 
-__all__ = ["PUMP_EXPERIMENT", "export_pump_circuits", "PumpExperimentAnalysis", "analyze_pump",
-           "write_pump_analysis"]
+__all__ = ["PUMP_EXPERIMENT", "export_pump_circuits", "PumpExperimentAnalysis", "analyze_pump"]
 
 PUMP_EXPERIMENT = "pump"
 DETECTION_SIGMA = 3.0
@@ -390,18 +389,3 @@ def analyze_pump(counts: dict, manifest: dict) -> PumpExperimentAnalysis:
         predictions=manifest["predictions"],
         I0={"theory": manifest["predictions"]["exact"]["I0"], "tomography": tomo.mutual_information},
         shots=int(sum(counts["shots"].values())))
-
-
-def write_pump_analysis(analysis: PumpExperimentAnalysis, out_dir: str | Path) -> dict[str, Path]:
-    """``analysis.json`` and ``fig6_experiment.png`` / ``.pdf`` into ``out_dir`` (atomically)."""
-    from ..figures import save
-    from ..output import check_output_dir
-
-    out = check_output_dir(out_dir)
-    paths = {"json": out / "analysis.json", "png": out / "fig6_experiment.png",
-             "pdf": out / "fig6_experiment.pdf"}
-    write_text_atomic(paths["json"], dumps(analysis.to_json(), indent=1) + "\n")
-    fig = analysis.figure()
-    save(fig, paths["png"], close=False)
-    save(fig, paths["pdf"])
-    return paths
