@@ -205,3 +205,23 @@ def test_the_runtime_path_records_job_ids_and_resumes_a_submitted_job(generic_se
         resumed = run_experiment(root, path, shots=50, twirling=True, dynamical_decoupling=True)
     assert len(submitted) == count  # nothing submitted again
     assert resumed["counts"] == doc["counts"] and resumed["jobs"][2]["status"] == "done"
+
+
+def test_ctrl_c_stops_a_run_with_its_finished_jobs_saved(generic_set, tmp_path):
+    root, manifest = generic_set
+    path = tmp_path / "counts.json"
+    command = [sys.executable, "-m", "qpump.cli", "experiment", "run", str(root), "-o", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while _done_jobs(path) < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    saved = _done_jobs(path)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert process.returncode == 130, err
+    assert "interrupted; the finished jobs are saved" in err and "Traceback" not in err
+    assert 1 <= saved < len(plan_jobs(manifest))

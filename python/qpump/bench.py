@@ -1,8 +1,8 @@
 """Side-by-side benchmark of qpump's HEOM solver against QuTiP's HEOMSolver.
 
-Two problems (issue 3): (a) ``pump_cycle``, one heat-pump cycle at the paper's parameters
-(tau = 6.1 with V_AB on, then 500 uncoupled, depth 3, 2 Matsubara terms, 5000 output times);
-(b) ``deep_hierarchy``, the two-qubit model at depth 8 with 3 Matsubara terms per bath
+Three problems. Two time evolutions (issue 3): (a) ``pump_cycle``, one heat-pump cycle at the
+paper's parameters (tau = 6.1 with V_AB on, then 500 uncoupled, depth 3, 2 Matsubara terms, 5000
+output times); (b) ``deep_hierarchy``, the two-qubit model at depth 8 with 3 Matsubara terms per bath
 (12,870 ADOs), t = 0..10. Both codes run in the same process; QuTiP with rtol 1e-8, atol 1e-10
 and the heat currents computed by e_ops callbacks on its ADO state. Ratios are measured, never
 asserted.
@@ -26,13 +26,27 @@ tsit5 is QuTiP's fastest method on (a) and tied for fastest on (b), and accurate
 leaves 5e-7 of its own error on (b), although its error norm (an RMS over all ADO entries) is of
 the same kind as the Runge-Kutta methods'. On (a), bdf was 3.7e-7 off, lsoda took 117 s and
 vern9 9.2 s. Any of QuTiP's methods can be chosen instead.
+
+(c) ``steady_state`` (issue 15): the stationary hierarchy, one row per model, expansion, kappa and
+depth (``STEADY_STATE_ROWS``): a qubit (H = 0.5 SZ + 0.25 SX, one Drude-Lorentz bath on SZ,
+gamma 1, T 0.5, 3 exponents besides the Drude term, depth 6) and the pump's coupled pair
+(``H_FREE + V_AB`` with the pump's two baths, kappa_b = 2.3 kappa_a, depths 3 and 4). Each code
+is timed as a user pays it, baths and solver construction plus ``steady_state()``; the rows
+report median times and the largest deviation of the two stationary system states. The solve is
+a sparse LU in both codes; qpump runs SuperLU's BLAS on one thread (threadpoolctl), QuTiP with
+the BLAS's default threads. ``busy`` (``qpump bench --busy N``) runs N busy-looping processes
+beside the problems, the shared machine on which the multithreaded BLAS collapsed.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -43,7 +57,7 @@ from .heom import ADOState, DrudeLorentzBath, HEOMSolver
 from .pump import H_FREE, Q_A, Q_B
 from .states import coupling_potential, optimal_correlation, product_state
 
-__all__ = ["run_benchmarks", "format_table", "qutip_liouvillian", "qutip_heat_currents"]
+__all__ = ["run_benchmarks", "format_table", "qutip_liouvillian", "qutip_heat_currents", "busy_processes"]
 
 _PAPER = dict(kappa_a=0.01, kappa_b=0.023, gamma=2.0, t_a=2.0, t_b=1.0)
 
@@ -115,7 +129,7 @@ QUTIP_TIGHT_TOLERANCES = dict(rtol=1e-10, atol=1e-12)
 QUTIP_METHOD = "tsit5"
 QUTIP_METHODS = ("adams", "bdf", "lsoda", "tsit5", "dop853", "vern7", "vern9")
 #: The benchmark problems, in the order they run.
-PROBLEM_NAMES = ("pump_cycle", "deep_hierarchy")
+PROBLEM_NAMES = ("pump_cycle", "deep_hierarchy", "steady_state")
 
 
 def _run_qutip(
@@ -216,6 +230,176 @@ def _problems(quick: bool) -> list[dict]:
     return [pump, deep]
 
 
+#: The rows of the steady-state problem: (model, expansion, kappa, depth); ``model`` is "qubit"
+#: (d = 2) or "pump" (d = 4), kappa the reorganisation energy of the qubit's bath or of the pump's
+#: bath A. The pump's rows stop at depth 4: QuTiP took 2.4 s at depth 5 on a quiet machine and
+#: 50-100 s beside other jobs (its multithreaded BLAS), far over the problem's minute.
+STEADY_STATE_KAPPAS = (1e-4, 0.01, 0.1)
+STEADY_STATE_ROWS = tuple(
+    (model, expansion, kappa, depth)
+    for model, depths in (("qubit", (6,)), ("pump", (3, 4)))
+    for expansion in ("matsubara", "pade")
+    for kappa in STEADY_STATE_KAPPAS
+    for depth in depths
+)
+#: The rows of ``quick=True``: both models and expansions at one kappa, a few seconds in all.
+STEADY_STATE_QUICK_ROWS = tuple(
+    (model, expansion, 0.01, depth) for model, depth in (("qubit", 6), ("pump", 3))
+    for expansion in ("matsubara", "pade")
+)
+
+_SZ = np.diag([1.0, -1.0]).astype(complex)
+_SX = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=complex)
+
+
+def _steady_model(model: str, kappa: float) -> tuple[np.ndarray, list[tuple], list[list[int]]]:
+    """Hamiltonian, baths ``(Q, kappa, gamma, T, n_exp)`` and QuTiP dims of one steady-state row."""
+    if model == "qubit":
+        return 0.5 * _SZ + 0.25 * _SX, [(_SZ, kappa, 1.0, 0.5, 3)], [[2], [2]]
+    p = _PAPER
+    # The pump's baths (HeatPump's defaults: n_exp 2, kappa_b / kappa_a = 0.023 / 0.01) and its
+    # coupled Hamiltonian, whose steady state is the pump's normal reference.
+    ratio = p["kappa_b"] / p["kappa_a"]
+    baths = [(Q_A, kappa, p["gamma"], p["t_a"], 2), (Q_B, ratio * kappa, p["gamma"], p["t_b"], 2)]
+    return H_FREE + coupling_potential(0.1, -math.pi / 2), baths, [[2, 2], [2, 2]]
+
+
+def _steady_qpump(
+    h: np.ndarray, baths: list[tuple], depth: int, expansion: str
+) -> tuple[float, np.ndarray, int]:
+    """Time qpump's construction and ``steady_state()``; return the time, rho and the ADO count."""
+    t0 = time.perf_counter()
+    qbaths = [DrudeLorentzBath(q, k, g, t, n_exp=n, expansion=expansion) for q, k, g, t, n in baths]
+    solver = HEOMSolver(h, qbaths, depth=depth)
+    rho = solver.steady_state().rho
+    return time.perf_counter() - t0, rho, solver.n_ados
+
+
+def _steady_qutip(
+    h: np.ndarray, baths: list[tuple], depth: int, expansion: str, dims: list
+) -> tuple[float, np.ndarray]:
+    """Time QuTiP's construction (its baths with their terminators, as qpump's) and ``steady_state()``."""
+    import qutip as qt
+    from qutip.solver.heom import DrudeLorentzBath as QtBath
+    from qutip.solver.heom import DrudeLorentzPadeBath as QtPadeBath
+    from qutip.solver.heom import HEOMSolver as QtSolver
+
+    cls = QtBath if expansion == "matsubara" else QtPadeBath
+    t0 = time.perf_counter()
+    qbaths = [cls(qt.Qobj(q, dims=dims), lam=k, gamma=g, T=t, Nk=n) for q, k, g, t, n in baths]
+    solver = QtSolver(qutip_liouvillian(h, qbaths, dims), qbaths, depth, options={"progress_bar": False})
+    rho, _ = solver.steady_state()
+    return time.perf_counter() - t0, rho.full()
+
+
+def _run_steady_state(quick: bool, repeat: int, have_qutip: bool, say: Any) -> dict:
+    """The steady-state problem: every row timed ``repeat`` times, the codes taking turns."""
+    rows = STEADY_STATE_QUICK_ROWS if quick else STEADY_STATE_ROWS
+    models = [_steady_model(model, kappa) for model, _, kappa, _ in rows]
+    # One untimed call of each code first: the first call pays imports and caches (QuTiP's HEOM
+    # module, scipy's SuperLU) that no later row does and that the table is not about.
+    h, baths, dims = models[0]
+    _steady_qpump(h, baths, rows[0][3], rows[0][1])
+    if have_qutip:
+        _steady_qutip(h, baths, rows[0][3], rows[0][1], dims)
+    q_times: list[list[float]] = [[] for _ in rows]
+    qt_times: list[list[float]] = [[] for _ in rows]
+    rho_p: list[np.ndarray] = []
+    rho_q: list[np.ndarray] = []
+    n_ados: list[int] = []
+    # Whole passes over the rows, so that each turn's total is a time of the whole problem (as in
+    # the other problems) and every row samples the machine at several moments.
+    for turn in range(repeat):
+        for i, ((_, expansion, _, depth), (h, baths, dims)) in enumerate(zip(rows, models, strict=True)):
+            t, rho, n = _steady_qpump(h, baths, depth, expansion)
+            q_times[i].append(t)
+            if turn == 0:
+                rho_p.append(rho)
+                n_ados.append(n)
+            if have_qutip:
+                t, rho = _steady_qutip(h, baths, depth, expansion, dims)
+                qt_times[i].append(t)
+                if turn == 0:
+                    rho_q.append(rho)
+    out_rows = []
+    for i, (model, expansion, kappa, depth) in enumerate(rows):
+        row: dict[str, Any] = {
+            "model": model, "d": int(models[i][0].shape[0]), "expansion": expansion, "kappa": kappa,
+            "depth": depth, "n_ados": n_ados[i], "qpump_s": float(np.median(q_times[i])),
+            "qutip_s": None, "ratio": None, "max_deviation": None, "qpump_times_s": q_times[i],
+            "qutip_times_s": None,
+        }
+        if have_qutip:
+            qt_s = float(np.median(qt_times[i]))
+            row.update(qutip_s=qt_s, ratio=qt_s / row["qpump_s"], qutip_times_s=qt_times[i],
+                       max_deviation=float(np.max(np.abs(rho_p[i] - rho_q[i]))))
+        say(f"steady_state: d = {row['d']} {expansion} kappa {kappa:g} depth {depth} ({n_ados[i]} ADOs): "
+            f"qpump {row['qpump_s'] * 1e3:.1f} ms" + (f", qutip {row['qutip_s'] * 1e3:.1f} ms, "
+                                                     f"deviation {row['max_deviation']:.1e}"
+                                                     if have_qutip else ""))
+        out_rows.append(row)
+    totals = [sum(t[k] for t in q_times) for k in range(repeat)]
+    entry: dict[str, Any] = {
+        "name": "steady_state", "n_ados": max(n_ados), "qutip_s": None, "qpump_s": min(totals),
+        "ratio": None, "ratio_median": None, "max_deviation": None, "qpump_error": None,
+        "qutip_error": None, "max_deviation_qutip_tight": None, "qutip_method": None, "repeat": repeat,
+        "qpump_times_s": totals, "qutip_times_s": None, "steps": None, "rhs_evaluations": None,
+        "ns_per_ado_per_rhs": None, "rows": out_rows,
+    }
+    if have_qutip:
+        qt_totals = [sum(t[k] for t in qt_times) for k in range(repeat)]
+        entry.update(qutip_s=min(qt_totals), ratio=min(qt_totals) / min(totals), qutip_times_s=qt_totals,
+                     ratio_median=float(np.median(qt_totals) / np.median(totals)),
+                     max_deviation=max(r["max_deviation"] for r in out_rows))
+    return entry
+
+
+def _spin(started: Any) -> None:
+    """Busy-loop for ever (a process of :func:`busy_processes`)."""
+    # Ctrl-C reaches the whole process group; the parent's ``finally`` ends this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started.set()
+    while True:
+        pass
+
+
+@contextmanager
+def busy_processes(n: int) -> Iterator[list[Any]]:
+    """Run ``n`` busy-looping processes for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    n : int
+        Number of processes (>= 0), each spinning one CPU.
+
+    Yields
+    ------
+    list of multiprocessing.Process
+        The processes, all spinning when the block starts; terminated (killed if need be) and
+        joined when it ends, however it ends.
+    """
+    n = non_negative_int("busy", n)
+    ctx = multiprocessing.get_context()
+    procs: list[Any] = []
+    try:
+        for _ in range(n):
+            started = ctx.Event()
+            proc = ctx.Process(target=_spin, args=(started,), name="qpump-bench-busy", daemon=True)
+            proc.start()
+            procs.append(proc)
+            # Wait until it spins, so that the first timed run already shares the machine.
+            started.wait(timeout=60)
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
 #: Tolerances of the untimed qpump reference both codes are measured against.
 REFERENCE_TOLERANCES = dict(rtol=1e-11, atol=1e-13, steady_frame=False)
 
@@ -239,6 +423,7 @@ def run_benchmarks(
     qutip_tight: bool = False,
     qutip_method: str = QUTIP_METHOD,
     problems: tuple[str, ...] = PROBLEM_NAMES,
+    busy: int = 0,
 ) -> dict:
     """Run the benchmark problems with qpump and (optionally) QuTiP.
 
@@ -265,7 +450,10 @@ def run_benchmarks(
         QuTiP's integrator, one of ``QUTIP_METHODS`` (default ``QUTIP_METHOD``, see the module
         documentation for why not QuTiP's own default).
     problems : tuple of str, optional
-        Which problems to run, from ``PROBLEM_NAMES`` (default: both).
+        Which problems to run, from ``PROBLEM_NAMES`` (default: all).
+    busy : int, optional
+        Run this many busy-looping processes while the problems run (:func:`busy_processes`), to
+        measure on a busy machine (default 0).
 
     Returns
     -------
@@ -273,8 +461,13 @@ def run_benchmarks(
         ``{"problems": [{"name", "n_ados", "qutip_s", "qpump_s", "ratio", "ratio_median",
         "max_deviation", "qpump_error", "qutip_error", "max_deviation_qutip_tight",
         "qutip_method", "repeat", "qpump_times_s", "qutip_times_s", "rhs_evaluations", "steps",
-        "ns_per_ado_per_rhs"}]}``; the QuTiP fields are None when
-        QuTiP is absent or not requested, the errors None without the reference.
+        "ns_per_ado_per_rhs", "busy"}]}``; the QuTiP fields are None when
+        QuTiP is absent or not requested, the errors None without the reference. The
+        ``steady_state`` problem has no integration (its steps, errors, tight deviation and
+        method are None) and a list ``rows`` of ``{"model", "d", "expansion", "kappa", "depth",
+        "n_ados", "qpump_s", "qutip_s", "ratio", "max_deviation", "qpump_times_s",
+        "qutip_times_s"}`` (times: medians per row); its own times are the totals of each turn
+        over the rows, and ``max_deviation`` the largest over them (of rho only).
     """
     repeat = non_negative_int("repeat", repeat)
     if repeat < 1:
@@ -286,6 +479,7 @@ def run_benchmarks(
         raise InvalidParameterError(f"problems = {problems!r} must name at least one of {PROBLEM_NAMES}")
     for name in problems:
         one_of("problems", name, PROBLEM_NAMES)
+    busy = non_negative_int("busy", busy)
     have_qutip = False
     if with_qutip:
         try:
@@ -300,62 +494,77 @@ def run_benchmarks(
             print(msg, file=sys.stderr, flush=True)
 
     out = []
-    for prob in _problems(quick):
-        if prob["name"] not in problems:
-            continue
-        # The codes take turns, so that both sample the same stretches of a shared machine.
-        runs, qt_runs = [], []
-        for _ in range(repeat):
-            runs.append(_run_qpump(prob))
-            if have_qutip:
-                qt_runs.append(_run_qutip(prob, **QUTIP_TOLERANCES, method=qutip_method))
-        q_times = [r[0] for r in runs]
-        q_s = min(q_times)
-        _, rho_p, j_p, stats = runs[0]
-        say(f"{prob['name']}: qpump {q_s:.3f} s ({stats['n_ados']} ADOs)")
-        entry: dict[str, Any] = {
-            "name": prob["name"],
-            "n_ados": int(stats["n_ados"]),
-            "qutip_s": None,
-            "qpump_s": q_s,
-            "ratio": None,
-            "ratio_median": None,
-            "max_deviation": None,
-            "qpump_error": None,
-            "qutip_error": None,
-            "max_deviation_qutip_tight": None,
-            "qutip_method": qutip_method if have_qutip else None,
-            "repeat": repeat,
-            "qpump_times_s": q_times,
-            "qutip_times_s": None,
-            "steps": int(stats["steps"]),
-            "rhs_evaluations": int(stats["rhs_evaluations"]),
-            "ns_per_ado_per_rhs": q_s / max(stats["rhs_evaluations"], 1) / stats["n_ados"] * 1e9,
-        }
-        reference = None
-        if with_reference:
-            _, rho_r, j_r, _ = _run_qpump(prob, **REFERENCE_TOLERANCES)
-            reference = (rho_r, j_r)
-            entry["qpump_error"] = _deviation(rho_p, j_p, *reference)
-            say(f"{prob['name']}: qpump error against the reference {entry['qpump_error']:.2e}")
-        if have_qutip:
-            qt_times = [r[0] for r in qt_runs]
-            qt_s = min(qt_times)
-            _, rho_q, j_q = qt_runs[0]
-            dev = _deviation(rho_q, j_q, rho_p, j_p)
-            entry.update(qutip_s=qt_s, ratio=qt_s / q_s, max_deviation=dev, qutip_times_s=qt_times,
-                         ratio_median=float(np.median(qt_times) / np.median(q_times)))
-            if reference is not None:
-                entry["qutip_error"] = _deviation(rho_q, j_q, *reference)
-            say(f"{prob['name']}: qutip ({qutip_method}) {qt_s:.3f} s, ratio {qt_s / q_s:.1f}, "
-                f"deviation {dev:.2e}")
-            if qutip_tight:
-                _, rho_t, j_t = _run_qutip(prob, **QUTIP_TIGHT_TOLERANCES, method=qutip_method)
-                entry["max_deviation_qutip_tight"] = _deviation(rho_t, j_t, rho_p, j_p)
-                say(f"{prob['name']}: deviation from QuTiP at {_tolerances(QUTIP_TIGHT_TOLERANCES)} "
-                    f"{entry['max_deviation_qutip_tight']:.2e}")
-        out.append(entry)
+    with busy_processes(busy):
+        if busy:
+            say(f"{busy} busy-looping process{'es' if busy > 1 else ''} running")
+        for prob in _problems(quick):
+            if prob["name"] in problems:
+                out.append(_run_trajectory_problem(prob, repeat, have_qutip, with_reference, qutip_tight,
+                                                   qutip_method, say))
+        if "steady_state" in problems:
+            out.append(_run_steady_state(quick, repeat, have_qutip, say))
+    for entry in out:
+        entry["busy"] = busy
     return {"problems": out}
+
+
+def _run_trajectory_problem(
+    prob: dict, repeat: int, have_qutip: bool, with_reference: bool, qutip_tight: bool, qutip_method: str,
+    say: Any,
+) -> dict:
+    """Time one of the time-evolution problems (see :func:`run_benchmarks`)."""
+    # The codes take turns, so that both sample the same stretches of a shared machine.
+    runs, qt_runs = [], []
+    for _ in range(repeat):
+        runs.append(_run_qpump(prob))
+        if have_qutip:
+            qt_runs.append(_run_qutip(prob, **QUTIP_TOLERANCES, method=qutip_method))
+    q_times = [r[0] for r in runs]
+    q_s = min(q_times)
+    _, rho_p, j_p, stats = runs[0]
+    say(f"{prob['name']}: qpump {q_s:.3f} s ({stats['n_ados']} ADOs)")
+    entry: dict[str, Any] = {
+        "name": prob["name"],
+        "n_ados": int(stats["n_ados"]),
+        "qutip_s": None,
+        "qpump_s": q_s,
+        "ratio": None,
+        "ratio_median": None,
+        "max_deviation": None,
+        "qpump_error": None,
+        "qutip_error": None,
+        "max_deviation_qutip_tight": None,
+        "qutip_method": qutip_method if have_qutip else None,
+        "repeat": repeat,
+        "qpump_times_s": q_times,
+        "qutip_times_s": None,
+        "steps": int(stats["steps"]),
+        "rhs_evaluations": int(stats["rhs_evaluations"]),
+        "ns_per_ado_per_rhs": q_s / max(stats["rhs_evaluations"], 1) / stats["n_ados"] * 1e9,
+    }
+    reference = None
+    if with_reference:
+        _, rho_r, j_r, _ = _run_qpump(prob, **REFERENCE_TOLERANCES)
+        reference = (rho_r, j_r)
+        entry["qpump_error"] = _deviation(rho_p, j_p, *reference)
+        say(f"{prob['name']}: qpump error against the reference {entry['qpump_error']:.2e}")
+    if have_qutip:
+        qt_times = [r[0] for r in qt_runs]
+        qt_s = min(qt_times)
+        _, rho_q, j_q = qt_runs[0]
+        dev = _deviation(rho_q, j_q, rho_p, j_p)
+        entry.update(qutip_s=qt_s, ratio=qt_s / q_s, max_deviation=dev, qutip_times_s=qt_times,
+                     ratio_median=float(np.median(qt_times) / np.median(q_times)))
+        if reference is not None:
+            entry["qutip_error"] = _deviation(rho_q, j_q, *reference)
+        say(f"{prob['name']}: qutip ({qutip_method}) {qt_s:.3f} s, ratio {qt_s / q_s:.1f}, "
+            f"deviation {dev:.2e}")
+        if qutip_tight:
+            _, rho_t, j_t = _run_qutip(prob, **QUTIP_TIGHT_TOLERANCES, method=qutip_method)
+            entry["max_deviation_qutip_tight"] = _deviation(rho_t, j_t, rho_p, j_p)
+            say(f"{prob['name']}: deviation from QuTiP at {_tolerances(QUTIP_TIGHT_TOLERANCES)} "
+                f"{entry['max_deviation_qutip_tight']:.2e}")
+    return entry
 
 
 def format_table(result: dict) -> str:
@@ -388,4 +597,32 @@ def format_table(result: dict) -> str:
                 f"{p['name']}: qpump against QuTiP at {_tolerances(QUTIP_TIGHT_TOLERANCES)}: "
                 f"{p['max_deviation_qutip_tight']:.1e}"
             )
+    for p in result["problems"]:
+        if p.get("rows"):
+            lines.append(_format_steady_rows(p["rows"], p["repeat"]))
+    busy = {p.get("busy", 0) for p in result["problems"]}
+    if busy - {0}:
+        lines.append(f"measured beside {max(busy)} busy-looping process(es) (--busy).")
+    return "\n".join(lines)
+
+
+def _format_steady_rows(rows: list[dict], repeat: int) -> str:
+    """The rows of the steady-state problem as a table of their own."""
+
+    def f(x: Any, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    head = (f"{'d':>3}{'expansion':>11}{'kappa':>8}{'depth':>7}{'ADOs':>7}{'qpump ms':>10}{'qutip ms':>10}"
+            f"{'ratio':>8}{'max |drho|':>12}")
+    lines = ["", "steady_state: construction + steady_state() of each code", head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['d']:>3d}{r['expansion']:>11}{r['kappa']:>8g}{r['depth']:>7d}{r['n_ados']:>7d}"
+            f"{r['qpump_s'] * 1e3:>10.1f}{f(r['qutip_s'] and r['qutip_s'] * 1e3, '.1f'):>10}"
+            f"{f(r['ratio'], '.1f'):>8}{f(r['max_deviation'], '.1e'):>12}"
+        )
+    lines.append(f"times: median of {repeat} run(s), the codes taking turns; ratio: QuTiP's over qpump's;\n"
+                 "max |drho|: largest entry of |rho_qpump - rho_qutip|; d = 2: H = 0.5 SZ + 0.25 SX, one "
+                 "bath on SZ\n(gamma 1, T 0.5, n_exp 3); d = 4: the pump's H_FREE + V_AB and its two baths "
+                 "(kappa_b = 2.3 kappa, n_exp 2).")
     return "\n".join(lines)

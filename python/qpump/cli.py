@@ -365,7 +365,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             progress=not args.no_progress, repeat=args.repeat,
                             with_reference=not args.no_reference, qutip_tight=args.qutip_tight,
                             qutip_method=args.qutip_method or QUTIP_METHOD,
-                            problems=tuple(args.problem or PROBLEM_NAMES))
+                            problems=tuple(args.problem or PROBLEM_NAMES), busy=args.busy)
     print(dumps(result) if args.json else format_table(result))
     return 0
 
@@ -657,9 +657,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="HEOM benchmark: qpump vs QuTiP side by side, wall-time ratios",
         description=(
             "Run (a) one pump cycle at the paper's parameters (84 ADOs, 5000 output times) and "
-            "(b) the two-qubit model at depth 8 with 3 Matsubara terms per bath (12,870 ADOs), "
+            "(b) the two-qubit model at depth 8 with 3 Matsubara terms per bath (12,870 ADOs) and "
+            "(c) steady states of a qubit and of the pump's pair over kappa, expansion and depth, "
             "with qpump and with QuTiP (when installed) in one process; print the agreement, the "
-            "wall times and their ratio. Timings are measurements: the machine may be shared."
+            "wall times and their ratio. Timings are measurements: the machine may be shared "
+            "(--busy N measures beside N busy-looping processes)."
         ),
     )
     p.add_argument("--json", action="store_true", help='print {"problems": [...]}')
@@ -678,7 +680,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         "converged run on both problems; QuTiP's own default, adams, is 5e-7 off on "
                         "(b)); a wrong name lists the allowed ones")
     p.add_argument("--problem", action="append", metavar="NAME",
-                   help="run only this problem, pump_cycle or deep_hierarchy (repeatable; default both)")
+                   help="run only this problem, pump_cycle, deep_hierarchy or steady_state (repeatable; "
+                        "default all)")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="run N busy-looping processes while the problems run, to measure on a busy "
+                        "machine (default 0)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("figure", help="draw one of the paper's figures",
