@@ -267,3 +267,41 @@ def test_bad_input_names_the_parameter(sherbrooke):
         cp.plan(sherbrooke, 1, 4, 100, n_c_values=(0,), n_r_values=(1,), g_values=(math.pi / 2,))
     with pytest.raises(InvalidParameterError, match="shots"):
         cp.run_sampled(cp.CollisionCycle(), 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Repeated cycles in one dynamic circuit
+# ------------------------------------------------------------------------------------------------
+
+def test_repeated_cycles_each_pump_as_one_cycle_on_noise_free_aer():
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+
+    cycle = cp.CollisionCycle(HeatPump())
+    qc = cp.repeated_cycle_circuit(cycle, 3)
+    ops = qc.count_ops()
+    # a_B after each of the 3 preparations; A, B, a_B before cycles 2 and 3; each ancilla before its
+    # collision in cycles 2 and 3
+    assert ops["reset"] == 3 + 2 * 3 + 2 * 2
+    assert ops["measure"] == 3 * (4 * cycle.collisions + 2)
+    sim = AerSimulator()
+    counts = sim.run(transpile(qc, sim, optimization_level=0), shots=8000, seed_simulator=3).result()
+    heat = cp.per_cycle_heat(counts.get_counts(), cycle.collisions, 3)
+    exact = cp.predict(cycle).heat
+    for q_a, q_b in heat:
+        assert _within(q_a, exact[0]) and _within(q_b, exact[1])
+        assert q_b.z > 3 and q_a.z < -3
+
+
+def test_repeated_cycles_on_fake_sherbrooke_pump_in_every_cycle(sherbrooke):
+    from qiskit_aer import AerSimulator
+
+    from qpump.quantum.backends import noise_model_of
+
+    cycle = cp.CollisionCycle(HeatPump())
+    layout = cp.choose_line_layout(sherbrooke)
+    isa = cp.transpile_line([cp.repeated_cycle_circuit(cycle, 3)], sherbrooke, layout)[0]
+    sim = AerSimulator(noise_model=noise_model_of(sherbrooke, layout.physical))
+    counts = sim.run(isa, shots=8000, seed_simulator=3).result().get_counts()
+    heat = cp.per_cycle_heat(counts, cycle.collisions, 3, cp._bit_maps(sherbrooke, layout.physical, True))
+    assert all(q_b.z >= 3 and q_a.z <= -3 for q_a, q_b in heat), heat

@@ -18,9 +18,9 @@ def _strict(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def _pump_experiment(tmp_path, capsys, backend: str, shots: int) -> tuple[dict, dict]:
+def _pump_experiment(tmp_path, capsys, backend: str, shots: int, cycles: int = 1) -> tuple[dict, dict]:
     circuits, counts, out = tmp_path / "circuits", tmp_path / "counts.json", tmp_path / "analysis"
-    assert main(["circuits", "export", "--experiment", "pump", "--backend", backend,
+    assert main(["circuits", "export", "--experiment", "pump", "--backend", backend, "--cycles", str(cycles),
                  "-o", str(circuits)]) == 0
     assert main(["experiment", "run", str(circuits), "--shots", str(shots), "-o", str(counts)]) == 0
     capsys.readouterr()
@@ -32,8 +32,14 @@ def _pump_experiment(tmp_path, capsys, backend: str, shots: int) -> tuple[dict, 
 
 
 def test_the_ideal_pump_experiment_measures_the_exact_heat_and_closes_the_first_law(tmp_path, capsys):
-    analysis, exported = _pump_experiment(tmp_path, capsys, "ideal", 8000)
+    analysis, exported = _pump_experiment(tmp_path, capsys, "ideal", 8000, cycles=3)
     exact = exported["manifest"]["predictions"]["exact"]
+    # three cycles in one circuit, each re-prepared by mid-circuit resets: each pumps as one cycle
+    assert exported["manifest"]["files"]["pump_repeated"]["mid_circuit_measurements"] == 3 * 6 - 2
+    assert len(analysis["per_cycle"]["mitigated"]) == 3
+    for row in analysis["per_cycle"]["mitigated"]:
+        for key in ("Q_A", "Q_B"):
+            assert abs(row[key]["value"] - exact[key]) < 3 * row[key]["error"], (key, row)
     for key in ("Q_A", "Q_B"):
         estimate = analysis["mitigated"][key]
         assert abs(estimate["value"] - exact[key]) < 3 * estimate["error"], (key, estimate, exact[key])

@@ -271,7 +271,7 @@ def _cmd_circuits_export(args: argparse.Namespace) -> int:
         line = LineLayout(layout[1], layout[2], layout[0], layout[3]) if layout is not None else None
         pump = HeatPump(TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta)
         manifest = export_pump_circuits(args.output, pump, backend=args.backend, layout=line,
-                                        shots=args.shots)
+                                        shots=args.shots, cycles=args.cycles)
         if manifest["planner"]:
             print(manifest["planner"], file=sys.stderr)
     elif args.experiment == "energies":
@@ -545,6 +545,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         "contact time; the default) or pump (the pump cycle with each bath an ancilla "
                         "collision model, heat measured on the bath side; parameters planned for the "
                         "device's gate budget)")
+    p.add_argument("--cycles", type=int, default=1,
+                   help="--experiment pump: also run this many cycles in one dynamic circuit, each "
+                        "re-prepared by mid-circuit resets (default 1: single cycles only)")
     p.add_argument("--layout", metavar="A,B[,ANCILLA]",
                    help="physical qubits of A, B and the ancilla (coupled to B); default: the connected "
                         "triple of least gate and readout error in the backend's calibration data "

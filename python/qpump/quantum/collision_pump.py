@@ -97,6 +97,8 @@ __all__ = [
     "master_equation_contact",
     "BranchCircuits",
     "cycle_circuits",
+    "repeated_cycle_circuit",
+    "per_cycle_heat",
     "LineLayout",
     "choose_line_layout",
     "measurement_costs",
@@ -635,6 +637,74 @@ def cycle_circuits(cycle: CollisionCycle) -> list[BranchCircuits]:
         start.measure([0, 1], start.cregs[0])
         out.append(BranchCircuits(branch.weight, state, qc, start))
     return out
+
+
+def repeated_cycle_circuit(cycle: CollisionCycle, cycles: int) -> QuantumCircuit:
+    """``cycles`` pump cycles in one dynamic circuit on the line (logical qubits as :data:`ROLES`).
+
+    Each cycle resets A, B and a_B, prepares rho_0 with the one-ancilla purification of
+    :func:`~qpump.quantum.preparation.preparation_of` on (A, B, a_B) (a_B is coupled to B, as the
+    preparation needs) and resets a_B, which leaves A, B in rho_0 exactly; then the cycle of
+    :func:`cycle_circuits` and the measurement of A and B. The registers are those of a single cycle,
+    ``cycles`` times as wide: ``sys`` bits 2c, 2c + 1 are A, B after cycle c, the collision records of
+    cycle c are bits c * collisions ... (c + 1) * collisions - 1. Every cycle starts from rho_0 again,
+    so without noise each is :func:`predict` of one cycle; on a device the cycles show what repeated
+    mid-circuit resets and re-preparation cost.
+    """
+    cycles = check.positive_int("cycles", cycles, 1000)
+    pump = cycle.pump
+    prepare = preparation_of(cycle.correlation(), "ancilla").branches[0].circuit
+    p = cycle.populations
+    gc, gr = cycle.strengths, cycle.relax_strengths
+    n = cycle.collisions
+    qr = QuantumRegister(4, "q")
+    regs = {"sys": ClassicalRegister(2 * cycles, "sys")}
+    for name in _REGISTERS[1:]:
+        regs[name] = ClassicalRegister(n * cycles, name)
+    qc = QuantumCircuit(qr, *regs.values(), name=f"collision_cycles_{cycles}")
+    for c in range(cycles):
+        if c > 0:
+            qc.reset([0, 1, 3])
+        qc.compose(prepare, [0, 1, 3], inplace=True)
+        qc.reset(3)  # discards the purification: A, B are left in rho_0
+        count = c * n
+        for kind, arg in cycle.schedule():
+            if kind == "U":
+                append_contact(qc, float(arg), pump.omega_c, pump.delta, qubits=(0, 1))
+                continue
+            g = gc if arg == "contact" else gr
+            _append_collision(qc, regs, "A", count, g[0], p[0])
+            _append_collision(qc, regs, "B", count, g[1], p[1])
+            count += 1
+        qc.measure([0, 1], [regs["sys"][2 * c], regs["sys"][2 * c + 1]])
+    return qc
+
+
+def per_cycle_heat(counts: dict, collisions: int, cycles: int,
+                   maps: Sequence[tuple[float, float]] | None = None) -> list[tuple[Estimate, Estimate]]:
+    """(Q_A, Q_B) of every cycle of :func:`repeated_cycle_circuit` from its counts, with standard
+    errors; ``collisions`` per bath and cycle; ``maps`` per logical qubit (offset, scale) undo the
+    readout error per bit (default none)."""
+    maps = list(maps) if maps is not None else [(0.0, 1.0)] * 4
+    n = collisions
+
+    def bit(bits: str, i: int, role: int) -> float:
+        offset, scale = maps[role]
+        return (float(bits[-1 - i]) - offset) / scale
+
+    rows, mult = [], []
+    for key, shots in counts.items():
+        regs = _registers(key, _REGISTERS)
+        values = []
+        for c in range(cycles):
+            for pre, post, role in (("pre_a", "post_a", 2), ("pre_b", "post_b", 3)):
+                values.append(sum(bit(regs[pre], c * n + i, role) - bit(regs[post], c * n + i, role)
+                                  for i in range(n)))
+        rows.append(values)
+        mult.append(shots)
+    mean, var = _mean_var(np.array(rows), np.array(mult, dtype=float))
+    return [(Estimate(float(mean[2 * c]), math.sqrt(var[2 * c])),
+             Estimate(float(mean[2 * c + 1]), math.sqrt(var[2 * c + 1]))) for c in range(cycles)]
 
 
 # ---------------------------------------------------------------------------------------------

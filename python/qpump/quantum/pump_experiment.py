@@ -71,7 +71,8 @@ def _probabilities(p: np.ndarray) -> dict[str, float]:
 def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = None, *,
                          backend: str | DeviceSpec = "ideal", layout: cp.LineLayout | None = None,
                          shots: int = 10_000, cycle: cp.CollisionCycle | None = None,
-                         max_two_qubit_gates: int = 40, max_mid_circuit_measurements: int = 24) -> dict:
+                         max_two_qubit_gates: int = 40, max_mid_circuit_measurements: int = 24,
+                         cycles: int = 1) -> dict:
     """Write the pump experiment for a backend into ``out_dir``; return its manifest.
 
     Parameters
@@ -91,6 +92,9 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         (n_c = 0, n_r = 1, g = pi/2) on ``ideal``.
     max_two_qubit_gates, max_mid_circuit_measurements : int
         The planner's budgets per circuit.
+    cycles : int
+        With more than one, also ``pump_repeated``: that many cycles in one dynamic circuit, each
+        resetting and re-preparing rho_0 (:func:`~.collision_pump.repeated_cycle_circuit`).
     """
     import qiskit
 
@@ -99,6 +103,7 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
 
     pump = pump if pump is not None else HeatPump()
     shots = check.positive_int("shots", shots)
+    cycles = check.positive_int("cycles", cycles, 1000)
     device = backend if isinstance(backend, DeviceSpec) else resolve_backend(backend)
     table = None
     if device.backend is None:
@@ -117,6 +122,10 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         b.cycle.name, b.start.name = f"pump_cycle_branch{k}", f"pump_start_branch{k}"
         items.append((b.cycle.name, b.cycle, {"kind": "pump_cycle", "branch": k, "weight": b.weight}))
         items.append((b.start.name, b.start, {"kind": "pump_start", "branch": k, "weight": b.weight}))
+    if cycles > 1:
+        repeated = cp.repeated_cycle_circuit(cycle, cycles)
+        repeated.name = "pump_repeated"
+        items.append((repeated.name, repeated, {"kind": "pump_repeated", "weight": 1.0, "cycles": cycles}))
     prep = preparation_of(cycle.correlation(), "mixture")
     for k, branch in enumerate(prep.branches):
         for setting in SETTINGS:
@@ -144,8 +153,8 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
                        "suggested_shots": max(1, int(round(shots * meta["weight"]))),
                        "two_qubit_gates": int(sum(1 for i in compiled.data if i.operation.num_qubits == 2
                                                   and i.operation.name not in ("barrier", "measure"))),
-                       "mid_circuit_measurements": int(4 * cycle.collisions if meta["kind"] == "pump_cycle"
-                                                       else 0),
+                       "mid_circuit_measurements": (_mid_circuit_measurements(compiled, (line.A, line.B))
+                                                    if meta["kind"].startswith("pump") else 0),
                        "depth": int(compiled.depth())}
         if device.backend is not None:
             files[name]["isa_qpy"] = f"isa/{name}.qpy"
@@ -168,7 +177,7 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         "parameters": {**{k: getattr(pump, k) for k in ("TA", "TB", "omega_c", "delta", "tau")},
                        "phi_v": pump.delta, "phi_chi": 0.0, "times": [0.0]},
         "collision": {"n_c": cycle.n_c, "n_r": cycle.n_r, "g": list(g), "g_relax": list(g_relax),
-                      "collisions": cycle.collisions,
+                      "collisions": cycle.collisions, "cycles": cycles,
                       "registers": ["sys", "pre_a", "post_a", "pre_b", "post_b"]},
         "planner": table,
         # The bath ancillas are measured mid-circuit and reset (the line has no spare qubit for fresh
@@ -189,6 +198,18 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
     }
     write_text_atomic(out / "manifest.json", dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+def _mid_circuit_measurements(circuit: QuantumCircuit, system: tuple[int, int]) -> int:
+    """Measurements before the end of the circuit: all but the final ones of A and B (``system``,
+    their indices in ``circuit``): every ancilla record, and A, B between repeated cycles."""
+    last: dict[int, int] = {}
+    for k, inst in enumerate(circuit.data):
+        for q in inst.qubits:
+            last[circuit.find_bit(q).index] = k
+    return sum(1 for k, inst in enumerate(circuit.data) if inst.operation.name == "measure"
+               and not (circuit.find_bit(inst.qubits[0]).index in system
+                        and last[circuit.find_bit(inst.qubits[0]).index] == k))
 
 
 def _checked_line(backend, line: cp.LineLayout) -> cp.LineLayout:
@@ -240,7 +261,7 @@ class PumpExperimentAnalysis:
     predictions: dict
     I0: dict[str, Any]
     shots: int
-    extra: dict = field(default_factory=dict)
+    per_cycle: dict[str, list[tuple[Estimate, Estimate]]] = field(default_factory=dict)
 
     @property
     def significance(self) -> float:
@@ -286,6 +307,8 @@ class PumpExperimentAnalysis:
                            "carnot_bound": eff["carnot_bound"]},
             "verdict": {"line": self.verdict, "significance": self.significance,
                         "detected": self.verdict.startswith("heat pumped")},
+            "per_cycle": {column: [{"Q_A": est(q_a), "Q_B": est(q_b)} for q_a, q_b in rows]
+                          for column, rows in self.per_cycle.items()},
         }
 
     def summary_text(self) -> str:
@@ -311,7 +334,27 @@ class PumpExperimentAnalysis:
                   f"(theory I_0), {eff['tomography_I0'].value:.4f} +/- {eff['tomography_I0'].error:.4f} "
                   f"(measured I_0); Carnot bound " + (f"{bound:.4f}" if bound is not None else "n/a"),
                   "", self.verdict]
+        if self.per_cycle:
+            lines.insert(-2, "")
+            for index, (q_a, q_b) in enumerate(self.per_cycle["mitigated"]):
+                lines.insert(-2, f"cycle {index + 1} of one circuit (mitigated): Q_A = {q_a.value:+.4f} +/- "
+                                 f"{q_a.error:.4f}, Q_B = {q_b.value:+.4f} +/- {q_b.error:.4f} "
+                                 f"({q_b.z:.1f} sigma)")
         return "\n".join(lines)
+
+    def _accumulated(self, ax) -> None:
+        """Fig. 6's accumulated heat: the cycles of the one-circuit run over the exact line."""
+        values, errors = _accumulated_heat(self.per_cycle["mitigated"])
+        n = np.arange(1, len(values) + 1)
+        exact = self.predictions["exact"]
+        for k, (key, color) in enumerate((("Q_A", "tab:red"), ("Q_B", "tab:blue"))):
+            ax.plot(np.arange(0, len(values) + 1), exact[key] * np.arange(0, len(values) + 1), color=color,
+                    lw=1, label=f"{key} exact")
+            ax.errorbar(n, values[:, k], yerr=errors[:, k], fmt="o", color=color, label=f"{key} measured")
+        ax.axhline(0.0, color="k", lw=0.6)
+        ax.set_xlabel("cycles (one circuit, re-prepared by mid-circuit resets)")
+        ax.set_ylabel(r"accumulated heat drawn [$\hbar\omega$]")
+        ax.legend(fontsize="x-small")
 
     def figure(self):
         """Fig. 6-style: heat drawn from each bath over the cycle, data with error bars over the
@@ -319,7 +362,11 @@ class PumpExperimentAnalysis:
         from ..figures import _pyplot
 
         plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(6.0, 4.0), constrained_layout=True)
+        if self.per_cycle:
+            fig, (ax, cum) = plt.subplots(1, 2, figsize=(10.0, 4.0), constrained_layout=True)
+            self._accumulated(cum)
+        else:
+            fig, ax = plt.subplots(figsize=(6.0, 4.0), constrained_layout=True)
         exact, noisy = self.predictions["exact"], self.predictions.get("noisy")
         for k, (key, color) in enumerate((("Q_A", "tab:red"), ("Q_B", "tab:blue"))):
             ax.bar(k - 0.2, exact[key], width=0.35, color=color, alpha=0.35, label=f"{key} exact")
@@ -336,6 +383,14 @@ class PumpExperimentAnalysis:
         ax.legend(fontsize="x-small", ncol=2)
         ax.set_title(self.verdict.split(" (")[0], fontsize="small")
         return fig
+
+
+def _accumulated_heat(rows: list[tuple[Estimate, Estimate]]) -> tuple[np.ndarray, np.ndarray]:
+    """Heat drawn from each bath accumulated over the cycles (n, 2) with its errors (independent
+    cycles: the variances add)."""
+    values = np.cumsum([[q_a.value, q_b.value] for q_a, q_b in rows], axis=0)
+    errors = np.sqrt(np.cumsum([[q_a.error**2, q_b.error**2] for q_a, q_b in rows], axis=0))
+    return values, errors
 
 
 def _bits(counts: dict[str, int], width: int) -> np.ndarray:
@@ -383,9 +438,14 @@ def analyze_pump(counts: dict, manifest: dict) -> PumpExperimentAnalysis:
     tomography_data = {s: [(files[f"t00_branch{k}_{s}"]["weight"], counts["counts"][f"t00_branch{k}_{s}"])
                            for k in branches] for s in SETTINGS}
     tomo = state_tomography(tomography_data, model="x_state")
+    per_cycle = {}
+    if "pump_repeated" in files:
+        for column, maps in (("raw", raw_maps), ("mitigated", mitigated_maps)):
+            per_cycle[column] = cp.per_cycle_heat(counts["counts"]["pump_repeated"], coll["collisions"],
+                                                  files["pump_repeated"]["cycles"], maps)
     return PumpExperimentAnalysis(
         parameters=manifest["parameters"], backend=manifest["backend"], layout=manifest["layout"],
         collision=coll, raw=columns["raw"], mitigated=columns["mitigated"],
         predictions=manifest["predictions"],
         I0={"theory": manifest["predictions"]["exact"]["I0"], "tomography": tomo.mutual_information},
-        shots=int(sum(counts["shots"].values())))
+        shots=int(sum(counts["shots"].values())), per_cycle=per_cycle)
