@@ -45,6 +45,7 @@ from ..output import dumps, write_text_atomic
 from ..pump import HeatPump
 from . import collision_pump as cp
 from .backends import DeviceSpec, resolve_backend
+from .contact import append_contact
 from .preparation import preparation_of
 from .tomography import SETTINGS, Estimate, measurement_circuit, setting_probabilities, state_tomography
 
@@ -122,6 +123,15 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         b.cycle.name, b.start.name = f"pump_cycle_branch{k}", f"pump_start_branch{k}"
         items.append((b.cycle.name, b.cycle, {"kind": "pump_cycle", "branch": k, "weight": b.weight}))
         items.append((b.start.name, b.start, {"kind": "pump_start", "branch": k, "weight": b.weight}))
+        basis_state = np.count_nonzero(np.abs(b.state) > 1e-12) == 1  # |00>: the contact is a phase
+        if cycle.n_c == 0:  # the state after a collision-free contact: the system side of the heat
+            contact = b.start.remove_final_measurements(inplace=False)
+            contact.name = f"pump_contact_branch{k}"
+            contact.add_register(ClassicalRegister(2, "sys"))
+            if not basis_state:
+                append_contact(contact, pump.tau, pump.omega_c, pump.delta, qubits=(0, 1))
+            contact.measure([0, 1], contact.cregs[-1])
+            items.append((contact.name, contact, {"kind": "pump_contact", "branch": k, "weight": b.weight}))
     if cycles > 1:
         repeated = cp.repeated_cycle_circuit(cycle, cycles)
         repeated.name = "pump_repeated"
@@ -262,6 +272,7 @@ class PumpExperimentAnalysis:
     I0: dict[str, Any]
     shots: int
     per_cycle: dict[str, list[tuple[Estimate, Estimate]]] = field(default_factory=dict)
+    system_side: dict[str, dict[str, Estimate]] = field(default_factory=dict)
 
     @property
     def significance(self) -> float:
@@ -309,6 +320,8 @@ class PumpExperimentAnalysis:
                         "detected": self.verdict.startswith("heat pumped")},
             "per_cycle": {column: [{"Q_A": est(q_a), "Q_B": est(q_b)} for q_a, q_b in rows]
                           for column, rows in self.per_cycle.items()},
+            "system_side": {column: {k: est(v) for k, v in heat.items()}
+                            for column, heat in self.system_side.items()},
         }
 
     def summary_text(self) -> str:
@@ -326,6 +339,11 @@ class PumpExperimentAnalysis:
             m, r = self.mitigated[key], self.raw[key]
             lines.append(f"{key:<20} {m.value:+10.4f} +/- {m.error:6.4f} {r.value:+10.4f} +/- {r.error:6.4f} "
                          f"{cell(exact.get(key))} {cell(noisy.get(key))}")
+        if self.system_side:
+            for key in ("Q_A", "Q_B"):
+                m, r = self.system_side["mitigated"][key], self.system_side["raw"][key]
+                lines.append(f"{key + ' (system side)':<20} {m.value:+10.4f} +/- {m.error:6.4f} "
+                             f"{r.value:+10.4f} +/- {r.error:6.4f} {cell(exact.get(key))}")
         eff = self.efficiency()
         bound = eff["carnot_bound"]
         lines += ["", f"I_0 = {self.I0['theory']:.4f} (theory), {self.I0['tomography'].value:.4f} +/- "
@@ -393,6 +411,19 @@ def _accumulated_heat(rows: list[tuple[Estimate, Estimate]]) -> tuple[np.ndarray
     return values, errors
 
 
+def _system_energies(counts: dict[str, int], maps: list[tuple[float, float]]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(E_A, E_B) and the variances of their means from the final ``sys`` bits (the rightmost
+    register of a key), each bit mapped by (offset, scale) of its qubit."""
+    total = sum(counts.values())
+    values = np.array([[(float(key.split()[-1][-1 - q]) - maps[q][0]) / maps[q][1] - 0.5 for q in (0, 1)]
+                       for key in counts])
+    weights = np.array([counts[key] for key in counts], dtype=float)
+    mean = weights @ values / total
+    var = weights @ (values - mean) ** 2 / max(total - 1.0, 1.0) / total
+    return mean, var
+
+
 def _bits(counts: dict[str, int], width: int) -> np.ndarray:
     """(P(bit i = 1)) for i < width from counts of a single register (bit i is the i-th from the right)."""
     total = sum(counts.values())
@@ -438,6 +469,20 @@ def analyze_pump(counts: dict, manifest: dict) -> PumpExperimentAnalysis:
     tomography_data = {s: [(files[f"t00_branch{k}_{s}"]["weight"], counts["counts"][f"t00_branch{k}_{s}"])
                            for k in branches] for s in SETTINGS}
     tomo = state_tomography(tomography_data, model="x_state")
+    system_side: dict[str, dict[str, Estimate]] = {}
+    if all(f"pump_contact_branch{k}" in files for k in branches):
+        # n_c = 0: the heat each bath gives is what its qubit gains in the relaxation collisions,
+        # E_K(end) - E_K(after the contact), measured on the system, independently of the ancillas.
+        for column, maps in (("raw", raw_maps), ("mitigated", mitigated_maps)):
+            heat, var = np.zeros(2), np.zeros(2)
+            for k in branches:
+                weight = files[f"pump_cycle_branch{k}"]["weight"]
+                end, var_end = _system_energies(counts["counts"][f"pump_cycle_branch{k}"], maps)
+                after, var_after = _system_energies(counts["counts"][f"pump_contact_branch{k}"], maps)
+                heat += weight * (end - after)
+                var += weight**2 * (var_end + var_after)
+            system_side[column] = {"Q_A": Estimate(float(heat[0]), math.sqrt(var[0])),
+                                   "Q_B": Estimate(float(heat[1]), math.sqrt(var[1]))}
     per_cycle = {}
     if "pump_repeated" in files:
         for column, maps in (("raw", raw_maps), ("mitigated", mitigated_maps)):
@@ -448,4 +493,4 @@ def analyze_pump(counts: dict, manifest: dict) -> PumpExperimentAnalysis:
         collision=coll, raw=columns["raw"], mitigated=columns["mitigated"],
         predictions=manifest["predictions"],
         I0={"theory": manifest["predictions"]["exact"]["I0"], "tomography": tomo.mutual_information},
-        shots=int(sum(counts["shots"].values())), per_cycle=per_cycle)
+        shots=int(sum(counts["shots"].values())), per_cycle=per_cycle, system_side=system_side)
