@@ -622,3 +622,30 @@ def test_the_steady_state_solve_runs_on_one_blas_thread(monkeypatch):
     HEOMSolver(0.5 * sz + 0.25 * sx, [DrudeLorentzBath(sz, 1e-4, 1.0, 0.5, n_exp=3, expansion="pade")],
                depth=2).steady_state()
     assert seen and all(threads == [1] * len(threads) and threads for threads in seen), seen
+
+
+def test_qutip_objects_are_accepted_and_results_go_back_to_qutip():
+    """A QuTiP user's H, Q and rho0 (Qobj) give the very numbers of the same arrays; results come
+    back as Qobj with the Hamiltonian's dims (duck-typed: qpump does not import QuTiP for it)."""
+    from qpump import closed, info
+
+    h = qt.tensor(qt.sigmaz(), qt.qeye(2)) / 2 + qt.tensor(qt.qeye(2), qt.sigmaz()) / 2 \
+        + 0.1 * (qt.tensor(qt.sigmap(), qt.sigmam()) + qt.tensor(qt.sigmam(), qt.sigmap()))
+    q = qt.tensor(qt.sigmax(), qt.qeye(2))
+    rho0 = qt.tensor(qt.basis(2, 1).proj(), qt.basis(2, 0).proj())
+    times = [0.0, 0.5, 1.0]
+    with_qobj = HEOMSolver(h, [DrudeLorentzBath(q, 0.02, 2.0, 1.0)], depth=2)
+    result = with_qobj.run(rho0, times)
+    with_arrays = HEOMSolver(h.full(), [DrudeLorentzBath(q.full(), 0.02, 2.0, 1.0)], depth=2)
+    reference = with_arrays.run(rho0.full(), times)
+    np.testing.assert_array_equal(result.rho, reference.rho)
+    states = result.to_qutip()
+    assert all(isinstance(s, qt.Qobj) and s.dims == [[2, 2], [2, 2]] for s in states)
+    np.testing.assert_array_equal(states[-1].full(), result.rho[-1])
+    assert result.final_state.to_qutip().dims == [[2, 2], [2, 2]]
+    assert with_qobj.steady_state().to_qutip().isherm
+    assert reference.to_qutip()[0].dims == [[4], [4]]  # arrays in, plain dims out
+    with_qobj.set_hamiltonian(h * 2)
+    assert info.concurrence(states[-1]) == pytest.approx(info.concurrence(result.rho[-1]), abs=0)
+    np.testing.assert_array_equal(closed.propagate(rho0, [1.0], h)[0],
+                                  closed.propagate(rho0.full(), [1.0], h.full())[0])

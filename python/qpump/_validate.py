@@ -71,9 +71,23 @@ def one_of(name: str, value: object, allowed: tuple) -> object:
     return value
 
 
+def dense(value: object) -> object:
+    """``value.full()`` for an object that has it (a QuTiP ``Qobj``), else ``value``: operators and
+    states are duck-typed so that QuTiP users can pass theirs without qpump importing QuTiP."""
+    full = getattr(value, "full", None)
+    return full() if callable(full) and not isinstance(value, np.ndarray) else value
+
+
+def dims_of(value: object) -> list | None:
+    """The QuTiP ``dims`` of a ``Qobj`` (None for anything else)."""
+    dims = getattr(value, "dims", None)
+    return dims if isinstance(dims, list) else None
+
+
 def square_matrix(name: str, value: object, dim: int | None = None) -> np.ndarray:
-    """Return ``value`` as a finite complex (d, d) array, checking the shape (and d if given)."""
-    arr = np.asarray(value, dtype=complex)
+    """Return ``value`` (an array or a QuTiP ``Qobj``) as a finite complex (d, d) array, checking
+    the shape (and d if given)."""
+    arr = np.asarray(dense(value), dtype=complex)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise InvalidParameterError(f"{name} must be a square matrix, got shape {arr.shape}")
     if dim is not None and arr.shape[0] != dim:

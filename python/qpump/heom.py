@@ -26,6 +26,7 @@ import numpy as np
 from . import _core, invariants
 from ._validate import (
     MAX_TRUNCATION,
+    dims_of,
     hermitian,
     non_negative,
     non_negative_int,
@@ -37,6 +38,7 @@ from .errors import (
     IntegrationError,
     InvalidParameterError,
     InvalidStateError,
+    MissingExtraError,
 )
 
 __all__ = [
@@ -247,11 +249,17 @@ class ADOState:
     ados: np.ndarray
     labels: np.ndarray
     time: float = 0.0
+    dims: list | None = None
 
     @property
     def rho(self) -> np.ndarray:
         """The system density matrix (tier 0), shape (d, d)."""
         return self.ados[0]
+
+    def to_qutip(self):
+        """The system density matrix as a QuTiP ``Qobj`` (with the dims of the Hamiltonian the
+        solver was given as a ``Qobj``; needs QuTiP)."""
+        return _to_qobj(self.rho, self.dims)
 
     def ado(self, label: Sequence[int]) -> np.ndarray:
         """Return the ADO with the given multi-index.
@@ -305,6 +313,19 @@ class HEOMResult:
     interaction_energy: np.ndarray
     final_state: ADOState
     stats: dict = field(default_factory=dict)
+    dims: list | None = None
+
+    def to_qutip(self) -> list:
+        """The system density matrix at every time as QuTiP ``Qobj`` s (needs QuTiP)."""
+        return [_to_qobj(r, self.dims) for r in self.rho]
+
+
+def _to_qobj(matrix: np.ndarray, dims: list | None):
+    try:
+        import qutip
+    except ImportError:
+        raise MissingExtraError("to_qutip() needs QuTiP: pip install qutip") from None
+    return qutip.Qobj(matrix, dims=dims) if dims is not None else qutip.Qobj(matrix)
 
 
 #: How far a user's initial state may be from a density matrix (rounding of a hand-built state).
@@ -498,6 +519,8 @@ class HEOMSolver:
             raise InvalidParameterError(
                 f"method = {method!r}: method= was removed in 0.2: the exponential Adams "
                 "integrator is the only one")
+        # A QuTiP user's Hamiltonian keeps its dims for the states handed back by to_qutip().
+        self._dims = dims_of(H)
         H = hermitian("H", H)
         d = H.shape[0]
         if isinstance(baths, ExponentialBath):
@@ -705,7 +728,7 @@ class HEOMSolver:
         invariants.check_density_matrices(rho, "HEOMSolver.run", times=t, positivity=False)
         wall = time.perf_counter() - start
         after = dict(self._core.stats())
-        final = ADOState(self._core.state(), self._labels, float(t[-1]))
+        final = ADOState(self._core.state(), self._labels, float(t[-1]), self._dims)
         stats = {
             "n_ados": self.n_ados,
             "steps": int(after["steps"] - before["steps"]),
@@ -722,6 +745,7 @@ class HEOMSolver:
             interaction_energy=eint,
             final_state=final,
             stats=stats,
+            dims=self._dims,
         )
 
     def _enter_steady_frame(self, span: float) -> float | None:
@@ -785,7 +809,7 @@ class HEOMSolver:
             state.rho, "the steady state",
             cause="the model may have no unique steady state (a part of the system without a "
                   "bath) or the truncation (depth, n_exp, expansion) is too poor for it")
-        return ADOState(state.ados.copy(), self._labels, 0.0)
+        return ADOState(state.ados.copy(), self._labels, 0.0, self._dims)
 
     def _stationary_hierarchy(self) -> ADOState:
         """The stationary hierarchy of the current H, solved once per H and cached read-only."""

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ._validate import dense
 from .errors import InvalidParameterError
 from .operators import H_QUBIT, SIGMA_Y
 
@@ -34,7 +35,7 @@ def _log(base: float) -> float:
 
 
 def _as_two_qubit(rho: np.ndarray) -> np.ndarray:
-    arr = np.asarray(rho, dtype=complex)
+    arr = np.asarray(dense(rho), dtype=complex)
     if arr.shape[-2:] != (4, 4):
         raise InvalidParameterError(f"rho must have shape (..., 4, 4), got {arr.shape}")
     return arr
@@ -57,7 +58,7 @@ def _entropy_of_eigenvalues(p: np.ndarray) -> np.ndarray:
 
 def von_neumann_entropy(rho: np.ndarray, base: float = math.e) -> float | np.ndarray:
     """S(rho) = -Tr rho log rho, batched over leading axes; nats unless ``base`` is given."""
-    evals = np.linalg.eigvalsh(np.asarray(rho, dtype=complex))
+    evals = np.linalg.eigvalsh(np.asarray(dense(rho), dtype=complex))
     s = _entropy_of_eigenvalues(evals) / _log(base)
     return float(s) if np.ndim(s) == 0 else s
 
