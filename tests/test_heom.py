@@ -647,5 +647,8 @@ def test_qutip_objects_are_accepted_and_results_go_back_to_qutip():
     assert reference.to_qutip()[0].dims == [[4], [4]]  # arrays in, plain dims out
     with_qobj.set_hamiltonian(h * 2)
     assert info.concurrence(states[-1]) == pytest.approx(info.concurrence(result.rho[-1]), abs=0)
+    from qpump.states import check_state
+
+    np.testing.assert_array_equal(check_state(rho0), rho0.full())
     np.testing.assert_array_equal(closed.propagate(rho0, [1.0], h)[0],
                                   closed.propagate(rho0.full(), [1.0], h.full())[0])

@@ -216,7 +216,7 @@ def check_state(rho: np.ndarray, *, atol: float = 1e-10, name: str = "rho") -> n
 
     Returns the array; raises :class:`InvalidStateError` naming the violated condition.
     """
-    arr = np.asarray(rho, dtype=complex)
+    arr = np.asarray(check.dense(rho), dtype=complex)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise InvalidStateError(f"{name} must be a square matrix, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
