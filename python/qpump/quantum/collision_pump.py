@@ -601,16 +601,30 @@ def _append_collision(qc: QuantumCircuit, regs: dict[str, ClassicalRegister], ba
     qc.measure(anc, regs["post_" + suffix][index])
 
 
+def _append_schedule(qc: QuantumCircuit, regs: dict[str, ClassicalRegister], cycle: CollisionCycle,
+                     first: int) -> None:
+    """The contact and the collisions of one cycle (:meth:`CollisionCycle.schedule`), recording its
+    collisions from bit ``first`` of the ancilla registers."""
+    pump, p = cycle.pump, cycle.populations
+    gc, gr = cycle.strengths, cycle.relax_strengths
+    count = first
+    for kind, arg in cycle.schedule():
+        if kind == "U":
+            append_contact(qc, float(arg), pump.omega_c, pump.delta, qubits=(0, 1))
+            continue
+        g = gc if arg == "contact" else gr
+        _append_collision(qc, regs, "A", count, g[0], p[0])
+        _append_collision(qc, regs, "B", count, g[1], p[1])
+        count += 1
+
+
 def cycle_circuits(cycle: CollisionCycle) -> list[BranchCircuits]:
     """The measured circuits of every branch of rho_0's mixture (logical qubits, see :data:`ROLES`).
 
     Classical registers (Qiskit count keys list them last first, separated by spaces):
     ``sys`` (A, B at the end), ``pre_a``, ``post_a``, ``pre_b``, ``post_b`` (one bit per collision).
     """
-    pump = cycle.pump
     prep = preparation_of(cycle.correlation(), "mixture")
-    p = cycle.populations
-    gc, gr = cycle.strengths, cycle.relax_strengths
     out = []
     for k, branch in enumerate(prep.branches):
         from qiskit.quantum_info import Statevector
@@ -622,15 +636,7 @@ def cycle_circuits(cycle: CollisionCycle) -> list[BranchCircuits]:
             regs[name] = ClassicalRegister(cycle.collisions, name)
         qc = QuantumCircuit(qr, *regs.values(), name=f"collision_cycle_branch{k}")
         qc.compose(branch.circuit, [0, 1], inplace=True)
-        count = 0
-        for kind, arg in cycle.schedule():
-            if kind == "U":
-                append_contact(qc, float(arg), pump.omega_c, pump.delta, qubits=(0, 1))
-                continue
-            g = gc if arg == "contact" else gr
-            _append_collision(qc, regs, "A", count, g[0], p[0])
-            _append_collision(qc, regs, "B", count, g[1], p[1])
-            count += 1
+        _append_schedule(qc, regs, cycle, 0)
         qc.measure([0, 1], regs["sys"])
         start = QuantumCircuit(QuantumRegister(4, "q"), ClassicalRegister(2, "sys"), name=f"start_branch{k}")
         start.compose(branch.circuit, [0, 1], inplace=True)
@@ -652,10 +658,7 @@ def repeated_cycle_circuit(cycle: CollisionCycle, cycles: int) -> QuantumCircuit
     mid-circuit resets and re-preparation cost.
     """
     cycles = check.positive_int("cycles", cycles, 1000)
-    pump = cycle.pump
     prepare = preparation_of(cycle.correlation(), "ancilla").branches[0].circuit
-    p = cycle.populations
-    gc, gr = cycle.strengths, cycle.relax_strengths
     n = cycle.collisions
     qr = QuantumRegister(4, "q")
     regs = {"sys": ClassicalRegister(2 * cycles, "sys")}
@@ -667,15 +670,7 @@ def repeated_cycle_circuit(cycle: CollisionCycle, cycles: int) -> QuantumCircuit
             qc.reset([0, 1, 3])
         qc.compose(prepare, [0, 1, 3], inplace=True)
         qc.reset(3)  # discards the purification: A, B are left in rho_0
-        count = c * n
-        for kind, arg in cycle.schedule():
-            if kind == "U":
-                append_contact(qc, float(arg), pump.omega_c, pump.delta, qubits=(0, 1))
-                continue
-            g = gc if arg == "contact" else gr
-            _append_collision(qc, regs, "A", count, g[0], p[0])
-            _append_collision(qc, regs, "B", count, g[1], p[1])
-            count += 1
+        _append_schedule(qc, regs, cycle, c * n)
         qc.measure([0, 1], [regs["sys"][2 * c], regs["sys"][2 * c + 1]])
     return qc
 
