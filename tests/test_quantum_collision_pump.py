@@ -296,11 +296,11 @@ def test_repeated_cycles_each_pump_as_one_cycle_on_noise_free_aer():
 def test_repeated_cycles_on_fake_sherbrooke_pump_in_every_cycle(sherbrooke):
     from qiskit_aer import AerSimulator
 
-    from qpump.quantum.backends import noise_model_of
+    from qpump.quantum.backends import noise_model_of, transpile_fixed
 
     cycle = cp.CollisionCycle(HeatPump())
     layout = cp.choose_line_layout(sherbrooke)
-    isa = cp.transpile_line([cp.repeated_cycle_circuit(cycle, 3)], sherbrooke, layout)[0]
+    isa = transpile_fixed([cp.repeated_cycle_circuit(cycle, 3)], sherbrooke, layout)[0]
     sim = AerSimulator(noise_model=noise_model_of(sherbrooke, layout.physical))
     counts = sim.run(isa, shots=8000, seed_simulator=3).result().get_counts()
     heat = cp.per_cycle_heat(counts, cycle.collisions, 3, cp._bit_maps(sherbrooke, layout.physical, True))

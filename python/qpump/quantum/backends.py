@@ -212,13 +212,29 @@ def _readout_error(backend, qubit: int) -> float:
     return float(props.error) if props is not None and props.error is not None else 0.0
 
 
-def choose_layout(backend) -> Layout:
-    """The connected triple A - B - ancilla of least two-qubit gate + readout error (module docstring)."""
-    edges = _edge_errors(backend)
+def neighbours_of(backend) -> dict[int, dict[int, float]]:
+    """Every qubit's coupled neighbours with the error of the two-qubit gate between them."""
     neighbours: dict[int, dict[int, float]] = {}
-    for (p, q), error in edges.items():
+    for (p, q), error in _edge_errors(backend).items():
         neighbours.setdefault(p, {})[q] = error
         neighbours.setdefault(q, {})[p] = error
+    return neighbours
+
+
+def check_roles(backend, roles: dict[str, int]) -> None:
+    """A user's ``--layout``: every qubit exists on ``backend`` and none is repeated."""
+    n = int(backend.num_qubits)
+    for role, q in roles.items():
+        if not 0 <= q < n:
+            raise InvalidParameterError(f"--layout: qubit {role} = {q} does not exist on {backend.name} "
+                                        f"(qubits 0..{n - 1})")
+    if len(set(roles.values())) != len(roles):
+        raise InvalidParameterError(f"--layout = {','.join(map(str, roles.values()))} repeats a qubit")
+
+
+def choose_layout(backend) -> Layout:
+    """The connected triple A - B - ancilla of least two-qubit gate + readout error (module docstring)."""
+    neighbours = neighbours_of(backend)
     best, best_cost = None, np.inf
     for b, around in sorted(neighbours.items()):
         for a, error_ab in sorted(around.items()):
@@ -252,13 +268,7 @@ def check_layout(backend, qubits: Sequence[int]) -> Layout:
     if len(qubits) > 3:
         raise InvalidParameterError(f"--layout = {','.join(map(str, qubits))}: four qubits are for "
                                     "--experiment pump; this experiment takes A,B[,ANCILLA]")
-    n = int(backend.num_qubits)
-    for role, q in zip(("A", "B", "ancilla"), qubits, strict=False):
-        if not 0 <= q < n:
-            raise InvalidParameterError(f"--layout: qubit {role} = {q} does not exist on {backend.name} "
-                                        f"(qubits 0..{n - 1})")
-    if len(set(qubits)) != len(qubits):
-        raise InvalidParameterError(f"--layout = {','.join(map(str, qubits))} repeats a qubit")
+    check_roles(backend, dict(zip(("A", "B", "ancilla"), qubits, strict=False)))
     edges = _edge_errors(backend)
     a, b = qubits[0], qubits[1]
     if (min(a, b), max(a, b)) not in edges:
@@ -277,8 +287,13 @@ def check_layout(backend, qubits: Sequence[int]) -> Layout:
     return Layout(a, b, min(candidates, key=lambda q: (candidates[q], q)))
 
 
-def transpile_fixed(circuits: Sequence[QuantumCircuit], backend, layout: Layout) -> list[QuantumCircuit]:
-    """ISA circuits on exactly the layout's qubits; InvalidParameterError if a circuit left them."""
+def transpile_fixed(circuits: Sequence[QuantumCircuit], backend, layout) -> list[QuantumCircuit]:
+    """ISA circuits on exactly the layout's qubits; InvalidParameterError if a circuit left them.
+
+    ``layout`` gives the physical qubits of a circuit's logical ones (``for_width(num_qubits)``) and
+    names them (``as_dict()``): a :class:`Layout` or the pump's line
+    (:class:`qpump.quantum.collision_pump.LineLayout`).
+    """
     from qiskit import transpile
 
     out = []

@@ -74,11 +74,19 @@ from qiskit.circuit.library import XXPlusYYGate
 
 from .. import _validate as check
 from ..errors import InvalidParameterError
-from ..lindblad import SIGMA_MINUS, LocalBath
+from ..lindblad import SIGMA_MINUS, LocalBath, _commutator_superop, _dissipator_superop
 from ..pump import HeatPump
 from ..states import H_A, H_B, IDENTITY2, coupling_potential, excited_population
 from ._aer import swap_vector
-from .backends import _edge_errors, _readout_error, noise_model_of, readout_assignment, two_qubit_gate_count
+from .backends import (
+    _edge_errors,
+    _readout_error,
+    neighbours_of,
+    noise_model_of,
+    readout_assignment,
+    transpile_fixed,
+    two_qubit_gate_count,
+)
 from .contact import append_contact, contact_operator
 from .preparation import preparation_of
 from .tomography import Estimate
@@ -102,7 +110,6 @@ __all__ = [
     "LineLayout",
     "choose_line_layout",
     "measurement_costs",
-    "transpile_line",
     "predict_on_aer",
     "SampledCycle",
     "run_sampled",
@@ -517,16 +524,6 @@ def _moments(dist: dict[int, float]) -> tuple[float, float]:
     return mean, float(w @ (q - mean) ** 2)
 
 
-def _superoperator(h: np.ndarray, jumps: Sequence[np.ndarray]) -> np.ndarray:
-    """Row-major Liouvillian -i[h, .] + sum D[L] (vec(A X B) = (A kron B^T) vec(X))."""
-    eye = np.eye(h.shape[0])
-    out = -1j * (np.kron(h, eye) - np.kron(eye, h.T))
-    for op in jumps:
-        ldl = op.conj().T @ op
-        out = out + np.kron(op, op.conj()) - 0.5 * (np.kron(ldl, eye) + np.kron(eye, ldl.T))
-    return out
-
-
 def master_equation_contact(pump: HeatPump, rho0: np.ndarray | None = None) -> dict:
     """The contact under :mod:`qpump.lindblad`'s local master equation, exactly (augmented exponential).
 
@@ -542,8 +539,8 @@ def master_equation_contact(pump: HeatPump, rho0: np.ndarray | None = None) -> d
     rho = pump.correlation().state() if rho0 is None else check.hermitian("rho0", rho0, 4)
     h = H_A + H_B + coupling_potential(pump.omega_c, pump.delta)
     baths = _baths(pump)
-    dissipators = [_superoperator(np.zeros((4, 4)), b.jump_operators()) for b in baths]
-    generator = _superoperator(h, []) + sum(dissipators)
+    dissipators = [_dissipator_superop(b.jump_operators()) for b in baths]
+    generator = _commutator_superop(h) + sum(dissipators)
     n = 16
     aug = np.zeros((2 * n, 2 * n), dtype=complex)
     aug[:n, :n] = generator
@@ -723,15 +720,16 @@ class LineLayout:
     def as_dict(self) -> dict[str, int]:
         return {"A": self.A, "B": self.B, "a_A": self.a_A, "a_B": self.a_B}
 
+    def for_width(self, num_qubits: int) -> list[int]:
+        """``initial_layout`` of a circuit on the first ``num_qubits`` logical qubits."""
+        return self.physical[:num_qubits]
+
 
 def choose_line_layout(backend) -> LineLayout:
     """The connected path a_A - A - B - a_B of least summed error: the three two-qubit gates' errors and
     the readout errors of all four qubits (each ancilla is read twice per collision)."""
     edges = _edge_errors(backend)
-    neighbours: dict[int, dict[int, float]] = {}
-    for (p, q), error in edges.items():
-        neighbours.setdefault(p, {})[q] = error
-        neighbours.setdefault(q, {})[p] = error
+    neighbours = neighbours_of(backend)
     readout = {q: _readout_error(backend, q) for q in neighbours}
     best, best_cost = None, math.inf
     for (p, q), error_ab in sorted(edges.items()):
@@ -788,23 +786,6 @@ def measurement_costs(backend, layout: LineLayout, cycle: CollisionCycle | None 
             decay[role] = math.exp(-t / t1) if t1 else None
         out["idle_decay"] = decay
     return out
-
-
-def transpile_line(circuits: Sequence[QuantumCircuit], backend, layout: LineLayout,
-                   optimization_level: int = 3, seed: int = 20221206) -> list[QuantumCircuit]:
-    """ISA circuits on exactly the layout's qubits (InvalidParameterError if one would need routing)."""
-    from qiskit import transpile
-
-    isa = transpile(list(circuits), backend=backend, initial_layout=layout.physical,
-                    optimization_level=optimization_level, seed_transpiler=seed)
-    allowed = set(layout.physical)
-    for qc, out in zip(circuits, isa, strict=True):
-        used = {out.find_bit(q).index for inst in out.data for q in inst.qubits}
-        final = out.layout.final_index_layout()[:4] if out.layout is not None else None
-        if not used <= allowed or final != layout.physical:
-            raise InvalidParameterError(f"circuit {qc.name!r} cannot stay on the layout {layout.as_dict()} "
-                                        f"of {backend.name} (it would use qubits {sorted(used)})")
-    return list(isa)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -887,7 +868,7 @@ def predict_on_aer(cycle: CollisionCycle, backend=None, layout: LineLayout | Non
     else:
         layout = choose_line_layout(backend) if layout is None else layout
         if isa is None:
-            isa = transpile_line(logical, backend, layout)
+            isa = transpile_fixed(logical, backend, layout)
         if noise_model is None:
             noise_model = noise_model_of(backend, layout.physical)
         sim = simulator(noise_model)
@@ -1036,7 +1017,7 @@ def run_sampled(cycle: CollisionCycle, shots: int, *, backend=None, layout: Line
     circuits = [c for b in branches for c in (b.cycle, b.start)]
     if backend is not None:
         layout = choose_line_layout(backend) if layout is None else layout
-        circuits = transpile_line(circuits, backend, layout)
+        circuits = transpile_fixed(circuits, backend, layout)
         sim = AerSimulator(noise_model=noise_model_of(backend, layout.physical) if noise else None)
     else:
         sim = AerSimulator()
@@ -1194,7 +1175,7 @@ def plan(backend, max_two_qubit_gates: int, max_mid_circuit_measurements: int, s
                                     "n_c + n_r >= 1")
     all_branches = [cycle_circuits(c) for c in cycles]
     flat = [b.cycle for bs in all_branches for b in bs]
-    isa_flat = transpile_line(flat, backend, layout)
+    isa_flat = transpile_fixed(flat, backend, layout)
     rows, k = [], 0
     for cycle, branches in zip(cycles, all_branches, strict=True):
         isa = isa_flat[k:k + len(branches)]

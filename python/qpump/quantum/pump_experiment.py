@@ -44,7 +44,7 @@ from ..info import mutual_information
 from ..output import dumps, write_text_atomic
 from ..pump import HeatPump
 from . import collision_pump as cp
-from .backends import DeviceSpec, resolve_backend
+from .backends import DeviceSpec, check_roles, resolve_backend, transpile_fixed
 from .contact import append_contact
 from .preparation import preparation_of
 from .tomography import SETTINGS, Estimate, measurement_circuit, setting_probabilities, state_tomography
@@ -154,7 +154,7 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         isa = [to_qasm(qc)[1] if qc.num_clbits == 2 and qc.num_qubits == 2 else qc for qc in circuits]
     else:
         wide = [qc if qc.num_qubits == 4 else _on_four(qc) for qc in circuits]
-        isa = cp.transpile_line(wide, device.backend, line)
+        isa = transpile_fixed(wide, device.backend, line)
     out = Path(out_dir)
     files = {}
     for (name, qc, meta), compiled in zip(items, isa, strict=True):
@@ -227,12 +227,7 @@ def _checked_line(backend, line: cp.LineLayout) -> cp.LineLayout:
     from .backends import _edge_errors
 
     roles = {"a_A": line.a_A, "A": line.A, "B": line.B, "a_B": line.a_B}
-    for role, q in roles.items():
-        if not 0 <= q < backend.num_qubits:
-            raise InvalidParameterError(f"--layout: qubit {role} = {q} does not exist on {backend.name} "
-                                        f"(qubits 0..{backend.num_qubits - 1})")
-    if len(set(roles.values())) != 4:
-        raise InvalidParameterError(f"--layout = {line.a_A},{line.A},{line.B},{line.a_B} repeats a qubit")
+    check_roles(backend, roles)
     edges = _edge_errors(backend)
     for (r1, q1), (r2, q2) in zip(list(roles.items()), list(roles.items())[1:], strict=False):
         if (min(q1, q2), max(q1, q2)) not in edges:
