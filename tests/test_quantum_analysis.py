@@ -21,11 +21,10 @@ from qpump.quantum.analysis import (
     load_counts,
     mitigate,
     mitigation_matrix,
-    project_to_states,
     write_analysis,
 )
 from qpump.quantum.export import export_circuits, manifest_hash
-from qpump.quantum.tomography import SETTINGS, estimate_energies, project_to_state, state_tomography
+from qpump.quantum.tomography import SETTINGS, estimate_energies, state_tomography
 
 C0 = 0.6372952976181506  # concurrence of rho_0 at T_A = 2, T_B = 1
 KEYS = ("00", "01", "10", "11")  # Qiskit count keys "b a"
@@ -90,21 +89,6 @@ def device_analysis(device_set, tmp_path_factory):
 
 
 # --- building blocks ----------------------------------------------------------------------------------------
-
-
-def test_batched_projection_is_project_to_state():
-    rng = np.random.default_rng(5)
-    mats = []
-    for _ in range(200):
-        x = rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4))
-        h = x + x.conj().T
-        mats.append(h / np.trace(h).real)  # Hermitian, unit trace, usually indefinite
-    mats = np.array(mats)
-    batched = project_to_states(mats)
-    for rho, projected in zip(mats, batched, strict=True):
-        np.testing.assert_allclose(projected, project_to_state(rho), atol=1e-12)
-    assert np.allclose(np.trace(batched, axis1=1, axis2=2), 1.0)
-    assert np.linalg.eigvalsh(batched).min() > -1e-12
 
 
 def _apply_readout(p: np.ndarray, m_a: np.ndarray, m_b: np.ndarray) -> np.ndarray:

@@ -148,3 +148,31 @@ def test_bad_input_is_rejected():
     with pytest.raises(InvalidParameterError, match="bootstrap"):
         full = {s: {"00": 1} for s in SETTINGS}
         state_tomography(full, bootstrap=1)
+
+
+def _simplex_projection_one_by_one(rho):
+    """The projection written the direct way, one matrix at a time (the oracle of the batched one)."""
+    mu, vecs = np.linalg.eigh((rho + rho.conj().T) / 2)
+    mu, vecs = mu[::-1], vecs[:, ::-1]
+    lam, carried = np.zeros_like(mu), 0.0
+    for i in range(mu.size - 1, -1, -1):
+        if mu[i] + carried / (i + 1) < 0:
+            carried += mu[i]
+        else:
+            lam[: i + 1] = mu[: i + 1] + carried / (i + 1)
+            break
+    return (vecs * lam) @ vecs.conj().T
+
+
+def test_project_to_state_of_a_batch_is_each_matrix_projected():
+    rng = np.random.default_rng(5)
+    mats = []
+    for _ in range(200):
+        x = rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4))
+        h = x + x.conj().T
+        mats.append(h / np.trace(h).real)  # Hermitian, unit trace, usually indefinite
+    batched = project_to_state(np.array(mats))
+    for rho, projected in zip(mats, batched, strict=True):
+        np.testing.assert_allclose(projected, _simplex_projection_one_by_one(rho), atol=1e-12)
+        assert np.linalg.eigvalsh(projected)[0] > -1e-12
+    assert np.allclose(np.trace(batched, axis1=1, axis2=2), 1.0)

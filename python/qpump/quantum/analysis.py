@@ -73,7 +73,7 @@ from ..output import check_output_dir, dumps, write_text_atomic
 from .experiment import COUNTS_FORMAT
 from .export import load_manifest, manifest_hash
 from .pump_experiment import PUMP_EXPERIMENT, PumpExperimentAnalysis, analyze_pump
-from .tomography import ESTIMATOR_MAPS, SETTINGS, Estimate
+from .tomography import ESTIMATOR_MAPS, SETTINGS, Estimate, project_to_state
 
 __all__ = [
     "COUNTS_FORMAT",
@@ -87,7 +87,6 @@ __all__ = [
     "mitigation_matrix",
     "mitigate",
     "estimate_quantities",
-    "project_to_states",
     "analyze",
     "write_analysis",
 ]
@@ -330,32 +329,10 @@ def mitigate(probabilities: np.ndarray, p00: np.ndarray, p11: np.ndarray,
     return np.einsum("rij,rcj->rci", inverse, probabilities)
 
 
-def project_to_states(rho: np.ndarray) -> np.ndarray:
-    """Batched :func:`~qpump.quantum.tomography.project_to_state`: the nearest density matrices to
-    Hermitian, unit-trace ``rho`` (..., d, d), eigenvalues projected onto the simplex (Smolin,
-    Gambetta & Smith): the smallest eigenvalues are zeroed while their sum, spread over the rest,
-    would leave the next one negative."""
-    rho = np.asarray(rho, dtype=complex)
-    mu, vecs = np.linalg.eigh((rho + np.swapaxes(rho.conj(), -1, -2)) / 2)  # ascending
-    d = mu.shape[-1]
-    lam = np.zeros_like(mu)
-    carried = np.zeros(mu.shape[:-1])
-    done = np.zeros(mu.shape[:-1], dtype=bool)
-    above = np.arange(d)
-    for i in range(d):
-        keep = d - i
-        drop = ~done & (mu[..., i] + carried / keep < 0)
-        carried = np.where(drop, carried + mu[..., i], carried)
-        settle = ~done & ~drop
-        lam = np.where(settle[..., None] & (above >= i), mu + (carried / keep)[..., None], lam)
-        done |= settle
-    return (vecs * lam[..., None, :]) @ np.swapaxes(vecs.conj(), -1, -2)
-
-
 def _state(maps: tuple[np.ndarray, np.ndarray], groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stacked, constant = maps
     linear = (constant + np.einsum("sij,...sj->...i", stacked, groups)).reshape(*groups.shape[:-2], 4, 4)
-    return linear, project_to_states(linear)
+    return linear, project_to_state(linear)
 
 
 def estimate_quantities(groups: np.ndarray) -> dict[str, np.ndarray]:

@@ -225,19 +225,24 @@ ESTIMATOR_MAPS = {
 
 
 def project_to_state(rho: np.ndarray) -> np.ndarray:
-    """The state nearest to a Hermitian, unit-trace ``rho`` (eigenvalues projected onto the simplex)."""
-    mu, vecs = np.linalg.eigh((rho + rho.conj().T) / 2)
-    mu = mu[::-1]  # decreasing
+    """The states nearest to Hermitian, unit-trace ``rho`` (d, d) or (..., d, d): eigenvalues projected
+    onto the simplex (Smolin, Gambetta & Smith, PRL 108, 070502 (2012)): the smallest eigenvalues are
+    zeroed while their sum, spread over the rest, would leave the next one negative."""
+    rho = np.asarray(rho, dtype=complex)
+    mu, vecs = np.linalg.eigh((rho + np.swapaxes(rho.conj(), -1, -2)) / 2)  # ascending
+    d = mu.shape[-1]
     lam = np.zeros_like(mu)
-    carried = 0.0
-    for i in range(mu.size - 1, -1, -1):
-        if mu[i] + carried / (i + 1) < 0:
-            carried += mu[i]
-        else:
-            lam[: i + 1] = mu[: i + 1] + carried / (i + 1)
-            break
-    vecs = vecs[:, ::-1]
-    return (vecs * lam) @ vecs.conj().T
+    carried = np.zeros(mu.shape[:-1])
+    done = np.zeros(mu.shape[:-1], dtype=bool)
+    above = np.arange(d)
+    for i in range(d):
+        keep = d - i
+        drop = ~done & (mu[..., i] + carried / keep < 0)
+        carried = np.where(drop, carried + mu[..., i], carried)
+        settle = ~done & ~drop
+        lam = np.where(settle[..., None] & (above >= i), mu + (carried / keep)[..., None], lam)
+        done |= settle
+    return (vecs * lam[..., None, :]) @ np.swapaxes(vecs.conj(), -1, -2)
 
 
 @dataclass(frozen=True)
