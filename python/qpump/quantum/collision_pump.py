@@ -681,8 +681,7 @@ def per_cycle_heat(counts: dict, collisions: int, cycles: int,
     n = collisions
 
     def bit(bits: str, i: int, role: int) -> float:
-        offset, scale = maps[role]
-        return (float(bits[-1 - i]) - offset) / scale
+        return _mapped_bit(bits, i, maps[role])
 
     rows, mult = [], []
     for key, shots in counts.items():
@@ -953,6 +952,12 @@ def _bit_maps(backend, qubits: Iterable[int] | None, mitigate: bool) -> list[tup
     return out
 
 
+def _mapped_bit(bits: str, i: int, offset_scale: tuple[float, float]) -> float:
+    """Bit i (from the right) of a register, with the readout error undone: (bit - offset) / scale."""
+    offset, scale = offset_scale
+    return (float(bits[-1 - i]) - offset) / scale
+
+
 def _registers(key: str, names: Sequence[str]) -> dict[str, str]:
     parts = key.split()
     return dict(zip(reversed(names), parts, strict=True))
@@ -962,8 +967,7 @@ def _per_shot(counts: dict, collisions: int, maps: list[tuple[float, float]], cy
               ) -> tuple[np.ndarray, np.ndarray]:
     """(values, multiplicities) per distinct key: columns qA, qB, e_sys (and s = e_sys - qA - qB)."""
     def bit(s: str, i: int, role: int) -> float:
-        off, scale = maps[role]
-        return (float(s[-1 - i]) - off) / scale
+        return _mapped_bit(s, i, maps[role])
 
     rows, mult = [], []
     names = _REGISTERS if cycle else ("sys",)

@@ -411,8 +411,7 @@ def _system_energies(counts: dict[str, int], maps: list[tuple[float, float]]
     """(E_A, E_B) and the variances of their means from the final ``sys`` bits (the rightmost
     register of a key), each bit mapped by (offset, scale) of its qubit."""
     total = sum(counts.values())
-    values = np.array([[(float(key.split()[-1][-1 - q]) - maps[q][0]) / maps[q][1] - 0.5 for q in (0, 1)]
-                       for key in counts])
+    values = np.array([[cp._mapped_bit(key.split()[-1], q, maps[q]) - 0.5 for q in (0, 1)] for key in counts])
     weights = np.array([counts[key] for key in counts], dtype=float)
     mean = weights @ values / total
     var = weights @ (values - mean) ** 2 / max(total - 1.0, 1.0) / total
