@@ -3,6 +3,7 @@
 
 use crate::heom::bath::{self, BathExponents, Expansion};
 use crate::heom::cancel::Check;
+use crate::heom::drive::{Callback, DriveTerm, Profile, Ramp, RampShape};
 use crate::heom::error::{HeomError, HeomResult};
 use crate::heom::hierarchy::count_ados;
 use crate::heom::linalg::C64;
@@ -11,7 +12,8 @@ use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use numpy::{PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
+use std::sync::{Arc, Mutex};
 
 /// Build profile of the compiled core ("release" or "debug").
 #[pyfunction]
@@ -43,9 +45,9 @@ impl From<HeomError> for PyErr {
         let msg = err.to_string();
         match err {
             HeomError::InvalidParameter { .. } => InvalidParameterError::new_err(msg),
-            HeomError::NonFinite { .. } | HeomError::StepTooSmall { .. } => {
-                IntegrationError::new_err(msg)
-            }
+            HeomError::NonFinite { .. }
+            | HeomError::StepTooSmall { .. }
+            | HeomError::Drive { .. } => IntegrationError::new_err(msg),
             HeomError::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         }
     }
@@ -118,13 +120,37 @@ fn drude_lorentz_exponents<'py>(
     let b = bath::drude_lorentz(kappa, gamma, temperature, n_exp, exp, terminator)?;
     Ok((
         Array1::from_vec(b.exponents.iter().map(|e| e.c).collect()).into_pyarray(py),
-        b.exponents.iter().map(|e| e.nu).collect(),
+        b.exponents.iter().map(|e| e.nu.re).collect(),
         b.exponents
             .iter()
             .map(|e| e.kind.name().to_string())
             .collect(),
         b.delta,
     ))
+}
+
+fn vector(a: &PyReadonlyArray1<'_, C64>) -> Vec<C64> {
+    a.as_array().iter().cloned().collect()
+}
+
+/// The exponents of C(t) = sum_k c_k e^{-nu_k t} with their conjugate partners: (c, cbar, nu),
+/// a partner added (c = 0) for each complex rate that lacks one.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn paired_exponents<'py>(
+    py: Python<'py>,
+    c: PyReadonlyArray1<'_, C64>,
+    nu: PyReadonlyArray1<'_, C64>,
+) -> PyResult<(
+    Bound<'py, PyArray1<C64>>,
+    Bound<'py, PyArray1<C64>>,
+    Bound<'py, PyArray1<C64>>,
+)> {
+    let b = bath::generic(&vector(&c), &vector(&nu), 0.0)?;
+    let column = |f: fn(&bath::Exponent) -> C64| {
+        Array1::from_vec(b.exponents.iter().map(f).collect()).into_pyarray(py)
+    };
+    Ok((column(|e| e.c), column(|e| e.cbar), column(|e| e.nu)))
 }
 
 /// Number of ADOs C(K + depth, depth), or None when it does not fit in 64 bits.
@@ -143,11 +169,14 @@ fn solver_memory_bytes(n_ados: u64, d: u64, n_exponents: u64) -> u64 {
 #[pyclass(module = "qpump._core")]
 struct HeomCore {
     inner: Solver,
+    /// The exception a drive's Python profile raised, re-raised as itself after the propagation.
+    drive_exception: Arc<Mutex<Option<PyErr>>>,
 }
 
 #[pymethods]
 impl HeomCore {
-    /// baths: list of (Q (d, d) complex, c (K,) complex, nu (K,) float, delta float).
+    /// baths: list of (Q (d, d), c (K,), cbar (K,), nu (K,), delta float), the arrays complex:
+    /// C(t) = sum_k c_k e^{-nu_k t}, C(t)* = sum_k cbar_k e^{-nu_k t}.
     #[new]
     #[pyo3(signature = (h, baths, depth, rtol, atol, max_step))]
     #[allow(clippy::type_complexity)]
@@ -156,7 +185,8 @@ impl HeomCore {
         baths: Vec<(
             PyReadonlyArray2<'_, C64>,
             PyReadonlyArray1<'_, C64>,
-            PyReadonlyArray1<'_, f64>,
+            PyReadonlyArray1<'_, C64>,
+            PyReadonlyArray1<'_, C64>,
             f64,
         )>,
         depth: usize,
@@ -166,15 +196,16 @@ impl HeomCore {
     ) -> PyResult<Self> {
         let (d, hv) = matrix(&h);
         let mut specs = Vec::with_capacity(baths.len());
-        for (q, c, nu, delta) in &baths {
+        for (q, c, cbar, nu, delta) in &baths {
             let (_, qv) = matrix(q);
-            let c: Vec<C64> = c.as_array().iter().cloned().collect();
-            let nu: Vec<f64> = nu.as_array().iter().cloned().collect();
-            let exps: BathExponents = bath::generic(&c, &nu, *delta)?;
+            let exps: BathExponents = bath::paired(&vector(c), &vector(cbar), &vector(nu), *delta)?;
             specs.push(BathSpec { q: qv, exps });
         }
         let inner = Solver::new(d, &hv, specs, depth, rtol, atol, max_step)?;
-        Ok(HeomCore { inner })
+        Ok(HeomCore {
+            inner,
+            drive_exception: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Number of ADOs.
@@ -218,6 +249,49 @@ impl HeomCore {
             .into());
         }
         Ok(self.inner.set_hamiltonian(&hv)?)
+    }
+
+    /// Replace the drive terms f_k(t) V_k: a list of (V (d, d), profile), the profile either a
+    /// ramp ("linear" | "sin2", start, duration, from, to) or a callable f(t) -> float.
+    fn set_drive(
+        &mut self,
+        terms: Vec<(PyReadonlyArray2<'_, C64>, Bound<'_, PyAny>)>,
+    ) -> PyResult<()> {
+        let mut drive = Vec::with_capacity(terms.len());
+        for (v, profile) in &terms {
+            let (_, vv) = matrix(v);
+            let profile = if let Ok(ramp) = profile.cast::<PyTuple>() {
+                let (shape, start, duration, from, to): (String, f64, f64, f64, f64) =
+                    ramp.extract()?;
+                Profile::Ramp(Ramp::new(
+                    RampShape::parse(&shape)?,
+                    start,
+                    duration,
+                    from,
+                    to,
+                )?)
+            } else if profile.is_callable() {
+                let f: Py<PyAny> = profile.clone().unbind();
+                let slot = Arc::clone(&self.drive_exception);
+                let callback: Callback = Arc::new(move |t| {
+                    Python::attach(|py| f.call1(py, (t,)).and_then(|r| r.extract::<f64>(py)))
+                        .map_err(|exc| {
+                            let message = exc.to_string();
+                            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(exc);
+                            message
+                        })
+                });
+                Profile::Callback(callback)
+            } else {
+                return Err(HeomError::invalid(
+                    "drive",
+                    "a drive's profile must be a ramp tuple or a callable f(t)",
+                )
+                .into());
+            };
+            drive.push(DriveTerm { v: vv, profile });
+        }
+        Ok(self.inner.set_drive(drive)?)
     }
 
     /// Load all ADOs (unscaled, shape (n_ados, d, d)) at time t.
@@ -266,7 +340,7 @@ impl HeomCore {
         let solver = &mut self.inner;
         let d = solver.dim();
         let nb = solver.n_baths();
-        let (rho, heat, eint) = detached(py, progress, |check| {
+        let outcome = detached(py, progress, |check| {
             let mut rho = Vec::with_capacity(times.len() * d * d);
             let mut heat = Vec::with_capacity(times.len() * nb);
             let mut eint = Vec::with_capacity(times.len() * nb);
@@ -280,7 +354,16 @@ impl HeomCore {
                 check,
             )?;
             Ok((rho, heat, eint))
-        })?;
+        });
+        let raised = self
+            .drive_exception
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let (rho, heat, eint) = match (outcome, raised) {
+            (Err(_), Some(exc)) => return Err(exc),
+            (outcome, _) => outcome?,
+        };
         let nt = times.len();
         let rho = Array3::from_shape_vec((nt, d, d), rho).map_err(|e| shape_error("rho", e))?;
         let heat =
@@ -332,6 +415,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(core_version, m)?)?;
     m.add_function(wrap_pyfunction!(drude_lorentz_exponents, m)?)?;
+    m.add_function(wrap_pyfunction!(paired_exponents, m)?)?;
     m.add_function(wrap_pyfunction!(ado_count, m)?)?;
     m.add_function(wrap_pyfunction!(solver_memory_bytes, m)?)?;
     m.add_class::<HeomCore>()?;

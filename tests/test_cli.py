@@ -15,6 +15,18 @@ def _run(*args):
                            text=True, timeout=300)
 
 
+def test_version_is_the_packages_and_the_parser_is_public(capsys):
+    import qpump
+    from qpump.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"qpump {qpump.__version__}"
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"pump", "closed", "sweep", "figure", "circuits", "experiment", "bench"} <= set(commands)
+
+
 @pytest.mark.parametrize("text,value", [("2", 2.0), ("-pi/2", -math.pi / 2), ("3*pi/4", 3 * math.pi / 4),
                                         ("inf", math.inf), ("1e-3", 1e-3), ("-(pi)", -math.pi)])
 def test_parse_number(text, value):

@@ -6,6 +6,7 @@ are raised as :class:`qpump.errors.InvalidParameterError` (bad input),
 """
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,12 @@ def ado_count(n_exponents: int, depth: int) -> int | None:
 def solver_memory_bytes(n_ados: int, d: int, n_exponents: int) -> int:
     """Bytes a HeomCore of this size allocates (ADOs and the integrator's history)."""
 
+def paired_exponents(
+    c: NDArray[np.complex128], nu: NDArray[np.complex128]
+) -> tuple[NDArray[np.complex128], NDArray[np.complex128], NDArray[np.complex128]]:
+    """(c, cbar, nu) of C(t) = sum_k c_k e^{-nu_k t}: every rate with its conjugate partner (one
+    added with c = 0 where missing)."""
+
 class HeomCore:
     """The hierarchy of one system Hamiltonian with its baths, and its state."""
 
@@ -37,14 +44,24 @@ class HeomCore:
         self,
         h: NDArray[np.complex128],
         baths: Sequence[
-            tuple[NDArray[np.complex128], NDArray[np.complex128], NDArray[np.float64], float]
+            tuple[
+                NDArray[np.complex128],
+                NDArray[np.complex128],
+                NDArray[np.complex128],
+                NDArray[np.complex128],
+                float,
+            ]
         ],
         depth: int,
         rtol: float,
         atol: float,
         max_step: float,
     ) -> None:
-        """h (d, d); baths: (Q (d, d), c (K,), nu (K,), delta) each."""
+        """h (d, d); baths: (Q (d, d), c (K,), cbar (K,), nu (K,), delta) each, the arrays complex:
+        C(t) = sum_k c_k e^{-nu_k t} and C(t)* = sum_k cbar_k e^{-nu_k t}."""
+    def set_drive(self, terms: Sequence[tuple[NDArray[np.complex128], Any]]) -> None:
+        """Drive terms (V (d, d), profile): profile a ramp tuple (shape, start, duration, from,
+        to) or a callable f(t) -> float."""
     @property
     def n_ados(self) -> int: ...
     @property

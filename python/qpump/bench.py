@@ -76,12 +76,13 @@ def _segments(quick: bool) -> tuple[list[tuple[str, np.ndarray]], int]:
 def qutip_liouvillian(h: np.ndarray, qbaths: list[Any], dims: list) -> Any:
     """QuTiP's generator of the system for :class:`qutip.solver.heom.HEOMSolver`: the
     Liouvillian of ``h`` plus the terminator of each bath (the Markovian remainder of its
-    Matsubara or Pade tail), the model qpump's own hierarchy solves."""
+    Matsubara or Pade tail, for the baths that have one), the model qpump's own hierarchy solves."""
     import qutip as qt
 
     out = qt.liouvillian(qt.Qobj(h, dims=dims))
     for b in qbaths:
-        out = out + b.terminator()[1]
+        if hasattr(b, "terminator"):
+            out = out + b.terminator()[1]
     return out
 
 
@@ -90,31 +91,43 @@ def qutip_heat_currents(qbaths: list[Any], qs: list[np.ndarray], h: np.ndarray) 
     ``current(t, ado_state)`` per bath, usable as an ``e_ops`` callback.
 
     The reference formula of qpump's own observable (docs/heom.md), written independently of
-    it: ``j_K = sum_k nu_k Re tr[Q_K rho_{e_k}] - 2 C_K^I(0) tr[Q_K^2 rho]
-    + delta_K tr([[H, Q_K], Q_K] rho)`` over the exponents k of bath K, with QuTiP's
-    first-tier ADOs and terminator amplitude.
+    it: ``j_K = sum_k Re(nu_k tr[Q_K rho_{e_k}]) - 2 C_K^I(0) tr[Q_K^2 rho]
+    + delta_K tr([[H, Q_K], Q_K] rho) + delta_K sum_{J != K, j in J} Re tr([[Q_J, Q_K], Q_K]
+    rho_{e_j}])`` over the exponents k of bath K (rates may be complex),
+    with QuTiP's first-tier ADOs and terminator amplitude; ``C_K^I(0)`` sums the amplitudes of
+    QuTiP's imaginary-part exponents ("I" and the second of "RI").
     """
     n_total = sum(len(b.exponents) for b in qbaths)
-    callbacks = []
-    offset = 0
-    for b, q in zip(qbaths, qs, strict=True):
-        labels = []
-        for k in range(len(b.exponents)):
-            lab = [0] * n_total
-            lab[offset + k] = 1
-            labels.append(tuple(lab))
-        offset += len(b.exponents)
-        vks = [e.vk for e in b.exponents]
-        ci0 = sum(e.ck2 if e.ck2 is not None else 0.0 for e in b.exponents)
-        delta = b.terminator()[0].real
-        c1 = h @ q - q @ h
-        m = c1 @ q - q @ c1
-        q2 = q @ q
+    offsets = np.cumsum([0] + [len(b.exponents) for b in qbaths])
 
-        def current(t, state, labels=labels, vks=vks, ci0=ci0, delta=delta, q=q, q2=q2, m=m):
+    def tier1_labels(bath: int) -> list[tuple[int, ...]]:
+        return [tuple(int(i == offsets[bath] + k) for i in range(n_total))
+                for k in range(len(qbaths[bath].exponents))]
+
+    def commutator(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a @ b - b @ a
+
+    callbacks = []
+    for kb, (b, q) in enumerate(zip(qbaths, qs, strict=True)):
+        labels = tier1_labels(kb)
+        vks = [e.vk for e in b.exponents]
+        ci0 = sum((e.ck2 if e.type.name == "RI" else e.ck if e.type.name == "I" else 0.0).real
+                  for e in b.exponents)
+        delta = b.terminator()[0].real if hasattr(b, "terminator") else 0.0  # no terminator
+        m = commutator(commutator(h, q), q)
+        q2 = q @ q
+        # The terminator also acts on the other baths' first-tier ADOs, and what it takes from
+        # their interaction energy flows into this bath: delta tr([[Q_J, Q], Q] rho_{e_j}).
+        cross = [(tier1_labels(jb), delta * commutator(commutator(qj, q), q))
+                 for jb, qj in enumerate(qs) if jb != kb and delta != 0.0]
+
+        def current(t, state, labels=labels, vks=vks, ci0=ci0, delta=delta, q=q, q2=q2, m=m,
+                    cross=cross):
             j = 0.0
             for lab, vk in zip(labels, vks, strict=True):
-                j += vk * np.trace(q @ state.extract(lab).full()).real
+                j += (vk * np.trace(q @ state.extract(lab).full())).real
+            for other_labels, mj in cross:
+                j += sum(np.trace(mj @ state.extract(lab).full()).real for lab in other_labels)
             rho = state.rho.full()
             return j - 2 * ci0 * np.trace(q2 @ rho).real + delta * np.trace(m @ rho).real
 

@@ -21,11 +21,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import __version__
 from .errors import ComputationError, QpumpError
 from .output import check_output_dir, check_output_file, dumps, write_atomic, write_text_atomic
 from .parsing import parse_memory, parse_number
 
-__all__ = ["main", "parse_number", "parse_memory"]
+__all__ = ["build_parser", "main", "parse_number", "parse_memory"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED_CHECK, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -439,7 +440,9 @@ def _pump_options(p: argparse.ArgumentParser) -> None:
                         f"(default: {paper.solver})")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``qpump`` command line's parser, with every subcommand (public so that the
+    documentation's CLI reference is generated from it, not written twice)."""
     parser = _Parser(
         prog="qpump",
         description=(
@@ -454,6 +457,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "as null."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"qpump {__version__}",
+                        help="print qpump's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -703,7 +708,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 2 bad input, 3 failed check, 130
     interrupted; see the module docstring)."""
-    parser = _build_parser()
+    parser = build_parser()
     try:
         args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """Exact open-system dynamics: the hierarchical equations of motion (HEOM).
 
 A thin Python face of the Rust core (``qpump._core``): bosonic baths given as sums of exponentials
-(Drude-Lorentz with Matsubara or Pade expansion, or generic), the hierarchy solver with a
+with real or complex rates (Drude-Lorentz with Matsubara or Pade expansion, underdamped Brownian
+oscillator, or generic: given exponents, QuTiP's real/imaginary form, or a fit of any spectral
+density or correlation function from :mod:`qpump.bathfit`), the hierarchy solver with a
 piecewise-constant system Hamiltonian, heat currents and interaction energies at every output
 time, and the steady state of the hierarchy.
 
@@ -45,6 +47,8 @@ __all__ = [
     "BathExponent",
     "ExponentialBath",
     "DrudeLorentzBath",
+    "UnderdampedBath",
+    "Ramp",
     "ADOState",
     "HEOMResult",
     "HEOMSolver",
@@ -70,11 +74,27 @@ _RESIDUAL_BUDGET = 0.01
 
 
 class BathExponent(NamedTuple):
-    """One term ``c exp(-nu t)`` of a bath correlation function."""
+    """One term ``c exp(-nu t)`` of a bath correlation function ``C(t)``, and ``cbar exp(-nu t)``
+    of its conjugate ``C(t)* = C(-t)`` (``cbar = conj(c)`` for a real rate; docs/heom.md)."""
 
     c: complex
-    nu: float
+    nu: complex
     kind: str
+    cbar: complex
+
+
+def _exponents(c: np.ndarray, cbar: np.ndarray, nu: np.ndarray, kinds: Sequence[str]) -> list[BathExponent]:
+    return [BathExponent(complex(a), complex(n), str(k), complex(b))
+            for a, b, n, k in zip(c, cbar, nu, kinds, strict=True)]
+
+
+def _complex_vector(name: str, values: Sequence[complex] | np.ndarray) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values, dtype=complex))
+    if arr.ndim != 1:
+        raise InvalidParameterError(f"{name} must be 1-D, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidParameterError(f"{name} = {arr} contains non-finite values")
+    return arr
 
 
 class ExponentialBath:
@@ -103,24 +123,78 @@ class ExponentialBath:
         self,
         Q: np.ndarray,
         c: Sequence[complex],
-        nu: Sequence[float],
+        nu: Sequence[complex],
         delta: float = 0.0,
     ) -> None:
         self._init(Q)
-        c_arr = np.atleast_1d(np.asarray(c, dtype=complex))
-        nu_arr = np.atleast_1d(np.asarray(nu, dtype=float))
-        if c_arr.ndim != 1 or nu_arr.ndim != 1 or c_arr.shape != nu_arr.shape:
+        c_arr = _complex_vector("c", c)
+        nu_arr = _complex_vector("nu", nu)
+        if c_arr.shape != nu_arr.shape:
             raise InvalidParameterError(
                 f"c and nu must be 1-D of equal length, got shapes {c_arr.shape} and {nu_arr.shape}"
             )
-        if not np.all(np.isfinite(c_arr)):
-            raise InvalidParameterError(f"c = {c_arr} contains non-finite values")
         for k, v in enumerate(nu_arr):
-            positive(f"nu[{k}]", v)
-        self._exponents = [
-            BathExponent(complex(a), float(b), "generic") for a, b in zip(c_arr, nu_arr, strict=True)
-        ]
+            positive(f"Re nu[{k}]", v.real)
+        c_all, cbar, nu_all = _core.paired_exponents(c_arr, nu_arr)
+        self._exponents = _exponents(c_all, cbar, nu_all, ["generic"] * len(nu_all))
         self._delta = non_negative("delta", delta)
+
+    @classmethod
+    def from_real_imag(
+        cls,
+        Q: np.ndarray,
+        ck_real: Sequence[complex],
+        vk_real: Sequence[complex],
+        ck_imag: Sequence[complex],
+        vk_imag: Sequence[complex],
+        delta: float = 0.0,
+    ) -> ExponentialBath:
+        """A bath in QuTiP's ``BosonicBath`` form, ``C(t) = C_R(t) + i C_I(t)`` with
+        ``C_R(t) = sum_k ck_real[k] exp(-vk_real[k] t)`` and ``C_I(t) = sum_k ck_imag[k]
+        exp(-vk_imag[k] t)`` both real functions.
+
+        Terms of the two parts with the same rate share one exponent (QuTiP's "RI" type), so the
+        hierarchy is no larger than QuTiP's for the same expansion.
+
+        Parameters
+        ----------
+        Q : array_like, shape (d, d)
+            Hermitian system coupling operator.
+        ck_real, vk_real : sequence of complex
+            Amplitudes and rates (``Re vk > 0``) of the real part.
+        ck_imag, vk_imag : sequence of complex
+            Amplitudes and rates of the imaginary part.
+        delta : float, optional
+            Terminator amplitude, >= 0.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a list pair differs in length, a rate has ``Re nu <= 0``, a value is not finite,
+            or ``Q`` is not Hermitian.
+        """
+        bath = cls.__new__(cls)
+        bath._init(Q)
+        terms: dict[complex, list[complex]] = {}
+        for part, (ck, vk) in (("real", (ck_real, vk_real)), ("imag", (ck_imag, vk_imag))):
+            c_arr = _complex_vector(f"ck_{part}", ck)
+            v_arr = _complex_vector(f"vk_{part}", vk)
+            if c_arr.shape != v_arr.shape:
+                raise InvalidParameterError(
+                    f"ck_{part} and vk_{part} must have equal lengths, got {c_arr.size} and {v_arr.size}")
+            for k, (a, v) in enumerate(zip(c_arr, v_arr, strict=True)):
+                positive(f"Re vk_{part}[{k}]", v.real)
+                # C = C_R + i C_I and C* = C_R - i C_I: the amplitudes of exp(-v t) in each.
+                c_here, cbar_here = (a, a) if part == "real" else (1j * a, -1j * a)
+                pair = terms.setdefault(complex(v), [0j, 0j])
+                pair[0] += c_here
+                pair[1] += cbar_here
+        nu = np.array(list(terms), dtype=complex)
+        c = np.array([p[0] for p in terms.values()], dtype=complex)
+        cbar = np.array([p[1] for p in terms.values()], dtype=complex)
+        bath._exponents = _exponents(c, cbar, nu, ["generic"] * len(nu))
+        bath._delta = non_negative("delta", delta)
+        return bath
 
     def _init(self, Q: np.ndarray) -> None:
         self._Q = hermitian("Q", Q)
@@ -133,7 +207,7 @@ class ExponentialBath:
 
     @property
     def exponents(self) -> list[BathExponent]:
-        """The exponents ``(c_k, nu_k, kind)`` of the correlation function."""
+        """The exponents ``(c_k, nu_k, kind, cbar_k)`` of the correlation function."""
         return list(self._exponents)
 
     @property
@@ -220,15 +294,154 @@ class DrudeLorentzBath(ExponentialBath):
         c, nu, kinds, delta = _core.drude_lorentz_exponents(
             self.kappa, self.gamma, self.T, self.n_exp, expansion, self.terminator
         )
-        self._exponents = [
-            BathExponent(complex(a), float(b), str(k)) for a, b, k in zip(c, nu, kinds, strict=True)
-        ]
+        c = np.asarray(c, dtype=complex)
+        self._exponents = _exponents(c, c.conj(), np.asarray(nu, dtype=complex), kinds)
         self._delta = float(delta)
 
     def spectral_density(self, w: np.ndarray) -> np.ndarray:
         """``J(w) = 2 kappa gamma w / (w^2 + gamma^2)``."""
         w = np.asarray(w, dtype=float)
         return 2.0 * self.kappa * self.gamma * w / (w**2 + self.gamma**2)
+
+
+class UnderdampedBath(ExponentialBath):
+    """Bosonic bath of a damped (Brownian) oscillator.
+
+    ``J(w) = lam^2 gamma w / ((w0^2 - w^2)^2 + gamma^2 w^2)`` (QuTiP's ``UnderDampedBath``
+    parameters). Its poles ``w = +-Omega + i gamma/2``, ``Omega = sqrt(w0^2 - gamma^2/4)``, give two
+    exponents with the complex rates ``gamma/2 -+ i Omega`` (amplitudes
+    ``lam^2 / (4 Omega) (coth((Omega +- i gamma/2) / 2T) +- i)``), and the poles of the Bose function
+    ``n_exp`` Matsubara terms with real rates ``2 pi k T``; docs/heom.md derives them. For
+    ``w0 < gamma/2`` (overdamped) ``Omega`` is imaginary and the same expressions give two real
+    rates ``gamma/2 -+ |Omega|``; critical damping ``w0 = gamma/2`` (a double pole) is refused.
+
+    Parameters
+    ----------
+    Q : array_like, shape (d, d)
+        Hermitian system coupling operator.
+    lam : float
+        Coupling strength, >= 0.
+    gamma : float
+        Damping rate of the oscillator, > 0.
+    w0 : float
+        Resonance frequency of the oscillator, > 0.
+    T : float
+        Temperature, > 0.
+    n_exp : int, optional
+        Number of Matsubara terms (QuTiP's ``Nk``; default 2). There is no terminator: the
+        neglected Matsubara terms are negative, so theirs would amplify instead of damp.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a parameter out of range, critical damping, or a Matsubara frequency on a pole.
+    """
+
+    def __init__(
+        self,
+        Q: np.ndarray,
+        lam: float,
+        gamma: float,
+        w0: float,
+        T: float,
+        n_exp: int = 2,
+    ) -> None:
+        self._init(Q)
+        self.lam = non_negative("lam", lam)
+        self.gamma = positive("gamma", gamma)
+        self.w0 = positive("w0", w0)
+        self.T = positive("T", T)
+        self.n_exp = non_negative_int("n_exp", n_exp, MAX_TRUNCATION)
+        omega = np.sqrt(complex(self.w0**2 - self.gamma**2 / 4))
+        if abs(omega) < 1e-8 * self.w0:
+            raise InvalidParameterError(
+                f"w0 = {self.w0:g} equals gamma/2 = {self.gamma / 2:g}: critical damping (a double "
+                "pole of J) is not supported; change w0 or gamma slightly")
+        lam2, half = self.lam**2, self.gamma / 2
+        nu_osc = np.array([half - 1j * omega, half + 1j * omega])
+        # coth(z / 2T) at the two poles z = omega + i gamma/2 and omega - i gamma/2 of J
+        coth = 1.0 / np.tanh(np.array([omega + 1j * half, omega - 1j * half]) / (2 * self.T))
+        ck_real = list(lam2 / (4 * omega) * coth)
+        vk_real = list(nu_osc)
+        for k in range(1, self.n_exp + 1):
+            nu_k = 2 * np.pi * k * self.T
+            den = (self.w0**2 + nu_k**2) ** 2 - self.gamma**2 * nu_k**2
+            if abs(den) <= 1e-12 * (self.w0**2 + nu_k**2) ** 2:
+                raise InvalidParameterError(
+                    f"the Matsubara frequency 2 pi {k} T = {nu_k:g} coincides with a pole of J "
+                    f"(w0 = {self.w0:g}, gamma = {self.gamma:g}); change T slightly")
+            ck_real.append(-2 * lam2 * self.gamma * self.T * nu_k / den)
+            vk_real.append(nu_k)
+        ck_imag = [1j * lam2 / (4 * omega), -1j * lam2 / (4 * omega)]
+        paired = ExponentialBath.from_real_imag(self._Q, ck_real, vk_real, ck_imag, list(nu_osc))
+        kinds = ["underdamped", "underdamped"] + ["matsubara"] * self.n_exp
+        self._exponents = [e._replace(kind=k) for e, k in zip(paired.exponents, kinds, strict=True)]
+        self._delta = paired.delta
+
+    def spectral_density(self, w: np.ndarray) -> np.ndarray:
+        """``J(w) = lam^2 gamma w / ((w0^2 - w^2)^2 + gamma^2 w^2)``."""
+        w = np.asarray(w, dtype=float)
+        return self.lam**2 * self.gamma * w / ((self.w0**2 - w**2) ** 2 + self.gamma**2 * w**2)
+
+
+#: The named ramp shapes s(x) on x in [0, 1] (Rust ``drive::RampShape``).
+RAMP_SHAPES = ("linear", "sin2")
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """A smooth switch ``f(t) = start_value + (end_value - start_value) s((t - start) / duration)``,
+    constant outside ``[start, start + duration]``, evaluated in the Rust core.
+
+    ``s(x) = x`` ("linear") or ``sin^2(pi x / 2)`` ("sin2", zero slope at both ends); both pass
+    1/2 at the middle of the ramp.
+
+    Parameters
+    ----------
+    shape : {"linear", "sin2"}
+    start : float
+        Time the ramp begins.
+    duration : float
+        Length of the ramp, > 0.
+    start_value, end_value : float, optional
+        f before and after the ramp (default 0 and 1: switching on).
+    """
+
+    shape: str
+    start: float
+    duration: float
+    start_value: float = 0.0
+    end_value: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.shape not in RAMP_SHAPES:
+            raise InvalidParameterError(f"ramp = {self.shape!r} must be one of {', '.join(RAMP_SHAPES)}")
+        for name in ("start", "start_value", "end_value"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v):
+                raise InvalidParameterError(f"{name} = {v} is not finite")
+        positive("ramp_time", self.duration)
+
+    def _progress(self, t: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(t, dtype=float) - self.start) / self.duration, 0.0, 1.0)
+
+    def __call__(self, t: float | np.ndarray) -> np.ndarray:
+        """f(t)."""
+        x = self._progress(np.asarray(t))
+        shape = x if self.shape == "linear" else np.sin(0.5 * np.pi * x) ** 2
+        return self.start_value + (self.end_value - self.start_value) * shape
+
+    def derivative(self, t: float | np.ndarray) -> np.ndarray:
+        """f'(t) (zero outside the ramp)."""
+        t = np.asarray(t, dtype=float)
+        x = (t - self.start) / self.duration
+        slope = np.ones_like(x) if self.shape == "linear" else 0.5 * np.pi * np.sin(np.pi * x)
+        inside = (x >= 0) & (x <= 1)
+        return np.where(inside, (self.end_value - self.start_value) * slope / self.duration, 0.0)
+
+    def _as_core(self) -> tuple[str, float, float, float, float]:
+        return (self.shape, float(self.start), float(self.duration), float(self.start_value),
+                float(self.end_value))
 
 
 @dataclass(frozen=True)
@@ -540,11 +753,13 @@ class HEOMSolver:
         n_exponents = sum(len(b.exponents) for b in baths)
         for i, b in enumerate(baths):
             for k, e in enumerate(b.exponents):
-                # The rescaled ADOs divide by |c|^(n/2) (Shi et al. 2009): below this the scale of
-                # the deepest tier underflows to zero and the rescaling breaks.
-                if 0 < abs(e.c) and max(self.depth, 2) * math.log10(abs(e.c)) / 2 < -290:
+                # The rescaled ADOs divide by a^(n/2), a = sqrt((|c|^2 + |cbar|^2) / 2) (= |c| for
+                # a real rate; Shi et al. 2009): below this the scale of the deepest tier
+                # underflows to zero and the rescaling breaks.
+                scale = math.hypot(abs(e.c), abs(e.cbar)) / math.sqrt(2.0)
+                if 0 < scale and max(self.depth, 2) * math.log10(scale) / 2 < -290:
                     raise InvalidParameterError(
-                        f"baths[{i}] exponent {k}: |c| = {abs(e.c):.3g} is so small that the ADO "
+                        f"baths[{i}] exponent {k}: |c| = {scale:.3g} is so small that the ADO "
                         f"scaling |c|^(depth/2) underflows at depth {self.depth}; give c = 0 for "
                         "a term that is absent")
         n_ados = _core.ado_count(n_exponents, self.depth)
@@ -571,7 +786,8 @@ class HEOMSolver:
                 (
                     np.ascontiguousarray(b.Q, dtype=complex),
                     np.array([e.c for e in b.exponents], dtype=complex),
-                    np.array([e.nu for e in b.exponents], dtype=float),
+                    np.array([e.cbar for e in b.exponents], dtype=complex),
+                    np.array([e.nu for e in b.exponents], dtype=complex),
                     float(b.delta),
                 )
                 for b in baths
@@ -592,6 +808,7 @@ class HEOMSolver:
             self._frame_required = steady_frame
         self._steady_frame = steady_frame
         self._stationary: dict[bytes, ADOState | None] = {}
+        self._drive: list[tuple[np.ndarray, Ramp | Callable[[float], float]]] = []
 
     @property
     def rtol(self) -> float:
@@ -640,6 +857,43 @@ class HEOMSolver:
         H = hermitian("H", H, self.dim)
         self._core.set_hamiltonian(np.ascontiguousarray(H))
         self._H = H
+
+    def set_drive(self, terms: Sequence[tuple[np.ndarray, Ramp | Callable[[float], float]]] | None) -> None:
+        """Make the Hamiltonian time dependent, ``H(t) = H + sum_k f_k(t) V_k``.
+
+        ``H`` (:meth:`set_hamiltonian`) keeps its exact treatment (the integrator's interaction
+        picture); each term enters the right-hand side of every ADO as ``-i f_k(t) [V_k, rho_n]``
+        at the absolute times of :meth:`run`. A :class:`Ramp` is evaluated in the Rust core; any
+        other callable is called from it (through the GIL, once per right-hand side: slower, and
+        its exception stops the run and is raised as itself). The drive stays until replaced;
+        ``None`` or ``[]`` removes it.
+
+        Parameters
+        ----------
+        terms : sequence of (V, f), or None
+            Hermitian (d, d) operators ``V_k`` with their profiles ``f_k``: a :class:`Ramp` or a
+            callable ``f(t) -> float``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a V is not a finite Hermitian (d, d) matrix or a profile is neither a Ramp nor
+            callable.
+        """
+        checked = []
+        for k, (v, f) in enumerate(terms or []):
+            v = hermitian(f"drive[{k}].V", v, self.dim)
+            if not (isinstance(f, Ramp) or callable(f)):
+                raise InvalidParameterError(f"drive[{k}]: the profile {f!r} is neither a Ramp nor callable")
+            checked.append((v, f))
+        self._core.set_drive([(np.ascontiguousarray(v), f._as_core() if isinstance(f, Ramp) else f)
+                              for v, f in checked])
+        self._drive = checked
+
+    @property
+    def drive(self) -> list[tuple[np.ndarray, Ramp | Callable[[float], float]]]:
+        """The drive terms ``(V_k, f_k)`` (empty: H is constant)."""
+        return list(self._drive)
 
     def _initial_ados(self, rho0: np.ndarray | ADOState) -> np.ndarray:
         d = self.dim
@@ -755,6 +1009,12 @@ class HEOMSolver:
         """
         if not self._steady_frame:
             return None
+        if self._drive:
+            if self._frame_required:
+                raise InvalidParameterError(
+                    "steady_frame=True: a driven Hamiltonian has no stationary hierarchy to "
+                    "subtract; use steady_frame=None or False with set_drive")
+            return None
         energies = np.linalg.eigvalsh(self._H)
         periods = span * float(energies[-1] - energies[0]) / (2 * math.pi)
         if periods < STEADY_FRAME_MIN_PERIODS and not self._frame_required:
@@ -804,6 +1064,10 @@ class HEOMSolver:
             If the solution's system state is not a density matrix (e.g. a negative eigenvalue:
             a part of the system without a bath, or a truncation too poor for the model).
         """
+        if self._drive:
+            raise InvalidParameterError(
+                "steady_state(): the Hamiltonian is driven (set_drive), so there is no steady "
+                "state of it; remove the drive with set_drive(None) first")
         state = self._stationary_hierarchy()
         invariants.check_density_matrices(
             state.rho, "the steady state",

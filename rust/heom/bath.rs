@@ -1,4 +1,12 @@
-//! Bath correlation functions as sums of exponentials, C(t) = sum_k c_k e^{-nu_k t} (t > 0).
+//! Bath correlation functions as sums of exponentials, C(t) = sum_k c_k e^{-nu_k t} (t > 0),
+//! with complex rates nu_k (Re nu_k > 0) allowed.
+//!
+//! The hierarchy needs C(t) and its conjugate C(t)* = C(-t) in the same exponentials, so every
+//! exponent also carries `cbar`, the amplitude of e^{-nu_k t} in C(t)*. For a set of rates closed
+//! under conjugation that costs nothing: cbar_k = conj(c_{k'}) with nu_{k'} = conj(nu_k) (k' = k
+//! for a real rate). A complex rate without its conjugate partner gets one added with c = 0
+//! ([`generic`]); this pairing keeps an underdamped mode at two exponents instead of the four a
+//! separate expansion of C and C* would need.
 //!
 //! Drude-Lorentz spectral density J(w) = 2 kappa gamma w / (w^2 + gamma^2) expanded with
 //! Matsubara frequencies or with the [N-1/N] Pade decomposition of the Bose function
@@ -34,12 +42,36 @@ impl ExponentKind {
     }
 }
 
-/// One term c e^{-nu t} of a bath correlation function.
+/// One term c e^{-nu t} of a bath correlation function, and cbar e^{-nu t} of its conjugate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Exponent {
     pub c: C64,
-    pub nu: f64,
+    pub cbar: C64,
+    pub nu: C64,
     pub kind: ExponentKind,
+}
+
+impl Exponent {
+    /// A term with a real rate: its own conjugate partner (cbar = conj(c)).
+    fn real_rate(c: C64, nu: f64, kind: ExponentKind) -> Self {
+        Exponent {
+            c,
+            cbar: c.conj(),
+            nu: C64::new(nu, 0.0),
+            kind,
+        }
+    }
+
+    /// Amplitude of the commutator part of the down coupling, (c + cbar) / 2 (= Re c for a real
+    /// rate): the tier below enters as -i a [Q, .] + b {Q, .}.
+    pub fn commutator_amplitude(&self) -> C64 {
+        (self.c + self.cbar) * 0.5
+    }
+
+    /// Amplitude of the anticommutator part, -i (c - cbar) / 2 (= Im c for a real rate).
+    pub fn anticommutator_amplitude(&self) -> C64 {
+        (self.c - self.cbar) * C64::new(0.0, -0.5)
+    }
 }
 
 /// The exponents of one bath and the terminator amplitude (0 when no terminator is used).
@@ -108,16 +140,16 @@ fn drude_term(kappa: f64, gamma: f64, temperature: f64) -> HeomResult<Exponent> 
             ),
         ));
     }
-    Ok(Exponent {
-        c: C64::new(kappa * gamma * cot, -kappa * gamma),
-        nu: gamma,
-        kind: ExponentKind::Drude,
-    })
+    Ok(Exponent::real_rate(
+        C64::new(kappa * gamma * cot, -kappa * gamma),
+        gamma,
+        ExponentKind::Drude,
+    ))
 }
 
 /// Terminator amplitude 2 kappa T / gamma - sum_k Re(c_k) / nu_k.
 pub fn terminator_delta(kappa: f64, gamma: f64, temperature: f64, exps: &[Exponent]) -> f64 {
-    2.0 * kappa * temperature / gamma - exps.iter().map(|e| e.c.re / e.nu).sum::<f64>()
+    2.0 * kappa * temperature / gamma - exps.iter().map(|e| e.c.re / e.nu.re).sum::<f64>()
 }
 
 /// Positive eigenvalues (descending) of the symmetric tridiagonal matrix with zero diagonal and
@@ -189,11 +221,11 @@ pub fn drude_lorentz(
             for k in 1..=n_exp {
                 let nu = 2.0 * PI * (k as f64) * temperature;
                 let c = pole_amplitude(kappa, gamma, temperature, nu, 1.0)?;
-                exps.push(Exponent {
-                    c: C64::new(c, 0.0),
+                exps.push(Exponent::real_rate(
+                    C64::new(c, 0.0),
                     nu,
-                    kind: ExponentKind::Matsubara,
-                });
+                    ExponentKind::Matsubara,
+                ));
             }
         }
         Expansion::Pade => {
@@ -201,11 +233,11 @@ pub fn drude_lorentz(
             for (x, e) in xi.iter().zip(&eta) {
                 let nu = x * temperature;
                 let c = pole_amplitude(kappa, gamma, temperature, nu, *e)?;
-                exps.push(Exponent {
-                    c: C64::new(c, 0.0),
+                exps.push(Exponent::real_rate(
+                    C64::new(c, 0.0),
                     nu,
-                    kind: ExponentKind::Pade,
-                });
+                    ExponentKind::Pade,
+                ));
             }
         }
     }
@@ -220,41 +252,117 @@ pub fn drude_lorentz(
     })
 }
 
-/// A bath given directly by its exponents (c_k complex, nu_k real > 0) and terminator amplitude.
-pub fn generic(c: &[C64], nu: &[f64], delta: f64) -> HeomResult<BathExponents> {
+fn check_finite(name: &str, k: usize, z: C64) -> HeomResult<()> {
+    if z.re.is_finite() && z.im.is_finite() {
+        Ok(())
+    } else {
+        Err(HeomError::invalid(
+            name,
+            format!("{name}[{k}] = {z} is not finite"),
+        ))
+    }
+}
+
+fn check_rate(k: usize, nu: C64) -> HeomResult<()> {
+    check_finite("nu", k, nu)?;
+    if nu.re > 0.0 {
+        Ok(())
+    } else {
+        Err(HeomError::invalid(
+            "nu",
+            format!("nu[{k}] = {nu} must have a real part in the allowed range (0, inf)"),
+        ))
+    }
+}
+
+fn check_delta(delta: f64) -> HeomResult<()> {
+    if delta.is_finite() {
+        Ok(())
+    } else {
+        Err(HeomError::invalid(
+            "delta",
+            format!("delta = {delta} is not finite"),
+        ))
+    }
+}
+
+/// Two rates that are each other's conjugates, up to rounding.
+fn conjugate_rates(x: C64, y: C64) -> bool {
+    (x - y.conj()).norm() <= 1e-12 * x.norm().max(y.norm())
+}
+
+/// A bath given by C(t) = sum_k c_k e^{-nu_k t} alone (c_k, nu_k complex, Re nu_k > 0) and its
+/// terminator amplitude; each exponent is paired with its conjugate, which is added (with c = 0)
+/// where the list lacks it.
+pub fn generic(c: &[C64], nu: &[C64], delta: f64) -> HeomResult<BathExponents> {
     if c.len() != nu.len() {
         return Err(HeomError::invalid(
             "nu",
             format!("got {} amplitudes c but {} rates nu", c.len(), nu.len()),
         ));
     }
-    for (k, (ck, nk)) in c.iter().zip(nu).enumerate() {
-        if !(ck.re.is_finite() && ck.im.is_finite()) {
-            return Err(HeomError::invalid(
-                "c",
-                format!("c[{k}] = {ck} is not finite"),
-            ));
-        }
-        if !(nk.is_finite() && *nk > 0.0) {
-            return Err(HeomError::invalid(
-                "nu",
-                format!("nu[{k}] = {nk} is outside the allowed range (0, inf)"),
-            ));
-        }
+    for (k, (&ck, &nk)) in c.iter().zip(nu).enumerate() {
+        check_finite("c", k, ck)?;
+        check_rate(k, nk)?;
     }
-    if !delta.is_finite() {
+    check_delta(delta)?;
+    let mut c: Vec<C64> = c.to_vec();
+    let mut nu: Vec<C64> = nu.to_vec();
+    let mut partner: Vec<Option<usize>> = vec![None; nu.len()];
+    for k in 0..nu.len() {
+        if partner[k].is_some() {
+            continue;
+        }
+        let found = (k..nu.len()).find(|&j| partner[j].is_none() && conjugate_rates(nu[k], nu[j]));
+        let j = found.unwrap_or_else(|| {
+            c.push(C64::new(0.0, 0.0));
+            nu.push(nu[k].conj());
+            partner.push(None);
+            nu.len() - 1
+        });
+        partner[k] = Some(j);
+        partner[j] = Some(k);
+    }
+    let exponents = (0..nu.len())
+        .map(|k| {
+            let j = partner[k].unwrap_or(k);
+            Exponent {
+                c: c[k],
+                cbar: c[j].conj(),
+                nu: nu[k],
+                kind: ExponentKind::Generic,
+            }
+        })
+        .collect();
+    Ok(BathExponents { exponents, delta })
+}
+
+/// A bath given by both expansions, C(t) = sum_k c_k e^{-nu_k t} and
+/// C(t)* = sum_k cbar_k e^{-nu_k t}, as the solver stores it (no pairing is done).
+pub fn paired(c: &[C64], cbar: &[C64], nu: &[C64], delta: f64) -> HeomResult<BathExponents> {
+    if c.len() != nu.len() || cbar.len() != nu.len() {
         return Err(HeomError::invalid(
-            "delta",
-            format!("delta = {delta} is not finite"),
+            "nu",
+            format!(
+                "got {} amplitudes c, {} amplitudes cbar and {} rates nu",
+                c.len(),
+                cbar.len(),
+                nu.len()
+            ),
         ));
     }
+    for k in 0..nu.len() {
+        check_finite("c", k, c[k])?;
+        check_finite("cbar", k, cbar[k])?;
+        check_rate(k, nu[k])?;
+    }
+    check_delta(delta)?;
     Ok(BathExponents {
-        exponents: c
-            .iter()
-            .zip(nu)
-            .map(|(&c, &nu)| Exponent {
-                c,
-                nu,
+        exponents: (0..nu.len())
+            .map(|k| Exponent {
+                c: c[k],
+                cbar: cbar[k],
+                nu: nu[k],
                 kind: ExponentKind::Generic,
             })
             .collect(),
@@ -274,11 +382,11 @@ mod tests {
         let e0 = b.exponents[0];
         assert!((e0.c.re - kappa * gamma / (gamma / (2.0 * t)).tan()).abs() < 1e-16);
         assert!((e0.c.im + kappa * gamma).abs() < 1e-17);
-        assert!((b.exponents[1].nu - 12.566370614359172).abs() < 1e-12);
-        assert!((b.exponents[2].nu - 25.132741228718345).abs() < 1e-12);
+        assert!((b.exponents[1].nu.re - 12.566370614359172).abs() < 1e-12);
+        assert!((b.exponents[2].nu.re - 25.132741228718345).abs() < 1e-12);
         assert!((b.exponents[1].c.re - 0.013063292512253532).abs() < 1e-15);
         // sum_k c_k^R / nu_k + delta = 2 kappa T / gamma
-        let s: f64 = b.exponents.iter().map(|e| e.c.re / e.nu).sum();
+        let s: f64 = b.exponents.iter().map(|e| e.c.re / e.nu.re).sum();
         assert!((s + b.delta - 2.0 * kappa * t / gamma).abs() < 1e-16);
         assert!((b.delta - 0.0004006617532900765).abs() < 1e-15);
         // The Matsubara tail sum_{k>N} 4 kappa gamma T / nu_k^2 ~ kappa gamma / (pi^2 T N).
@@ -305,8 +413,8 @@ mod tests {
         }
         // Reference values (QuTiP DrudeLorentzPadeBath, lam = 0.01, gamma = 2, T = 2, Nk = 2).
         let b = drude_lorentz(0.01, 2.0, 2.0, 2, Expansion::Pade, true).unwrap();
-        assert!((b.exponents[1].nu - 12.61187828844962).abs() < 1e-11);
-        assert!((b.exponents[2].nu - 38.999237505845336).abs() < 1e-10);
+        assert!((b.exponents[1].nu.re - 12.61187828844962).abs() < 1e-11);
+        assert!((b.exponents[2].nu.re - 38.999237505845336).abs() < 1e-10);
         assert!((b.exponents[1].c.re - 0.013440884359074225).abs() < 1e-14);
         assert!((b.exponents[2].c.re - 0.024545754089520453).abs() < 1e-14);
         assert!(b.delta.abs() < 1e-10);
@@ -323,8 +431,50 @@ mod tests {
         // gamma = 2 pi T: first Matsubara frequency coincides with gamma
         let t = 1.0 / (2.0 * PI);
         assert!(drude_lorentz(0.1, 1.0, t, 2, Expansion::Matsubara, true).is_err());
-        assert!(generic(&[C64::new(1.0, 0.0)], &[0.0], 0.0).is_err());
-        assert!(generic(&[C64::new(1.0, 0.0)], &[1.0, 2.0], 0.0).is_err());
-        assert!(generic(&[C64::new(1.0, 0.0)], &[1.0], 0.0).is_ok());
+        let one = C64::new(1.0, 0.0);
+        assert!(generic(&[one], &[C64::new(0.0, 1.0)], 0.0).is_err());
+        assert!(generic(&[one], &[one, one], 0.0).is_err());
+        assert!(generic(&[one], &[one], f64::NAN).is_err());
+        assert!(generic(&[one], &[one], 0.0).is_ok());
+        assert!(paired(&[one], &[one], &[C64::new(-1.0, 0.0)], 0.0).is_err());
+        assert!(paired(&[one], &[], &[one], 0.0).is_err());
+    }
+
+    /// The conjugate partners: present ones are found, a missing one is added, and the two
+    /// expansions are each other's conjugates, sum c_k e^{-nu_k t} = conj(sum cbar_k e^{-nu_k t}).
+    #[test]
+    fn conjugate_pairing() {
+        let c = [
+            C64::new(0.3, 0.1),
+            C64::new(0.2, -0.4),
+            C64::new(0.3, -0.1),
+            C64::new(0.5, 0.0),
+        ];
+        let nu = [
+            C64::new(0.5, 2.0),
+            C64::new(1.5, 0.7),
+            C64::new(0.5, -2.0),
+            C64::new(3.0, 0.0),
+        ];
+        let b = generic(&c, &nu, 0.0).unwrap();
+        assert_eq!(b.exponents.len(), 5); // 1.5 - 0.7i was added
+        let added = b.exponents[4];
+        assert_eq!((added.c, added.nu), (C64::new(0.0, 0.0), nu[1].conj()));
+        assert_eq!(added.cbar, c[1].conj());
+        assert_eq!(b.exponents[1].cbar, C64::new(0.0, 0.0));
+        assert_eq!(b.exponents[0].cbar, c[2].conj());
+        assert_eq!(b.exponents[3].cbar, c[3].conj());
+        for t in [0.0, 0.3, 2.0] {
+            let sum = |f: &dyn Fn(&Exponent) -> C64| -> C64 {
+                b.exponents.iter().map(|e| f(e) * (-e.nu * t).exp()).sum()
+            };
+            let direct: C64 = c.iter().zip(&nu).map(|(c, n)| c * (-n * t).exp()).sum();
+            assert!((sum(&|e| e.c) - direct).norm() < 1e-15);
+            assert!((sum(&|e| e.cbar) - direct.conj()).norm() < 1e-15);
+        }
+        // a real rate: a = Re c, b = Im c as in the Drude-Lorentz case
+        let e = b.exponents[3];
+        assert_eq!(e.commutator_amplitude(), C64::new(0.5, 0.0));
+        assert_eq!(e.anticommutator_amplitude(), C64::new(0.0, 0.0));
     }
 }

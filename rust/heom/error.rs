@@ -11,6 +11,8 @@ pub enum HeomError {
     NonFinite { time: f64 },
     /// The adaptive step size fell below what floating point can resolve.
     StepTooSmall { time: f64, step: f64 },
+    /// A drive's profile had no finite value at `time` (`drive.rs`).
+    Drive { time: f64, message: String },
     /// The caller's cancellation check stopped the computation (see `cancel.rs`); a propagation
     /// leaves the state at the end of its last completed step.
     Interrupted,
@@ -40,6 +42,9 @@ impl fmt::Display for HeomError {
                 "the HEOM step size fell to {step:.3e} at t = {time}; \
                  try a smaller max_step or looser tolerances (rtol, atol)"
             ),
+            HeomError::Drive { time, message } => {
+                write!(f, "the drive's profile failed at t = {time}: {message}")
+            }
             HeomError::Interrupted => write!(f, "interrupted"),
         }
     }

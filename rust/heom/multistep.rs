@@ -208,6 +208,8 @@ pub struct Stepper {
     /// The predicted, then corrected, state of the step in progress.
     x: Vec<C64>,
     adams: AdamsHistory,
+    /// A drive profile's failure during the last forcing, reported after it.
+    drive_error: Option<HeomError>,
 }
 
 impl Stepper {
@@ -236,6 +238,7 @@ impl Stepper {
             stats: Stats::default(),
             x: vec![C64::new(0.0, 0.0); model.n_ados() * model.dim() * model.dim()],
             adams: AdamsHistory::default(),
+            drive_error: None,
         }
     }
 
@@ -256,6 +259,18 @@ impl Stepper {
         let q = model.q_at(t - state.t_ref());
         let y: &[C64] = if y_is_state { state.w() } else { &self.x };
         model.couplings().apply_all(model.hierarchy(), &q, y, out);
+        if !model.drive().is_empty() {
+            let v = model.drive_at(t - state.t_ref());
+            for (term, v) in model.drive().iter().zip(&v) {
+                match term.profile.value(t) {
+                    Ok(f) if f != 0.0 => {
+                        model.couplings().apply_drive(model.n_ados(), v, f, y, out)
+                    }
+                    Ok(_) => {}
+                    Err(err) => self.drive_error = Some(err),
+                }
+            }
+        }
         self.stats.rhs_evaluations += 1;
     }
 
@@ -367,6 +382,9 @@ impl Stepper {
         if self.adams.order.is_empty() {
             self.push_history(model, state, state.time());
         }
+        if let Some(err) = self.drive_error.take() {
+            return Err(err);
+        }
         let d2 = model.dim() * model.dim();
         let n01 = model.observed_entries().len();
         let mut gp = vec![C64::new(0.0, 0.0); state.w().len()];
@@ -398,6 +416,9 @@ impl Stepper {
             let plan = StepPlan::new(&nodes, hist.current, consider, &self.class_decay, h);
             self.predict(model, state, &plan);
             self.forcing(model, state, t0 + h, false, &mut gp);
+            if let Some(err) = self.drive_error.take() {
+                return Err(err);
+            }
             let errs = self.correct(model, state, &plan, &gp);
             let err = errs[1];
             if !err.is_finite() {
@@ -444,6 +465,9 @@ impl Stepper {
                 h * fac
             };
             self.push_history(model, state, state.time());
+            if let Some(err) = self.drive_error.take() {
+                return Err(err);
+            }
             while next < times.len() && times[next] <= state.time() {
                 on_output(next, observe(model, state));
                 next += 1;

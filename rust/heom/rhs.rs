@@ -1,14 +1,17 @@
 //! Matrix-free application of the tier-coupling part of the HEOM generator on rescaled ADOs.
 //!
-//! With rho_n = s_n r_n, s_n = prod_k sqrt(n_k! a_k^{n_k}) (a_k = |c_k|, or 1 when c_k = 0), the
-//! couplings (docs/heom.md) become
+//! With rho_n = s_n r_n, s_n = prod_k sqrt(n_k! a_k^{n_k}) (a_k = sqrt(|A_k|^2 + |B_k|^2), or 1
+//! when both vanish; A_k, B_k the commutator and anticommutator amplitudes of `bath.rs`, c_k^R and
+//! c_k^I for a real rate), the couplings (docs/heom.md) become
 //!   up:   -i sqrt((n_k + 1) a_k) [Q, r_{n+e_k}]
-//!   down: sqrt(n_k / a_k) (-i c_k^R [Q, r_{n-e_k}] + c_k^I {Q, r_{n-e_k}})
-//! plus the terminator -delta [Q, [Q, r_n]]. The system Liouvillian -i[H, .] and the decay
-//! -(sum_k n_k nu_k) are not applied here: the integrator treats them exactly. Blocks of the same
+//!   down: sqrt(n_k / a_k) (-i A_k [Q, r_{n-e_k}] + B_k {Q, r_{n-e_k}})
+//! plus the terminator -delta [Q, [Q, r_n]] and, for complex rates, the oscillation
+//! -i (sum_k n_k Im nu_k) r_n. The system Liouvillian -i[H, .] and the decay -(sum_k n_k Re nu_k)
+//! are not applied here: the integrator treats them exactly. Blocks of the same
 //! bath are summed before the one commutator per bath: out += Q P - M Q with P = A + B, M = A - B
 //! (A: commutator operand, B: anticommutator operand).
 
+use super::bath::Exponent;
 use super::hierarchy::{Hierarchy, NONE};
 use super::linalg::C64;
 use rayon::prelude::*;
@@ -85,53 +88,79 @@ pub struct Couplings {
     pub(super) scale: Vec<f64>,
     /// `up_mag[k * depth + m]` = sqrt((m + 1) a_k) (the up coefficient is -i times this).
     pub(super) up_mag: Vec<f64>,
-    /// `down_comm[k * (depth+1) + m]` = c_k^R sqrt(m / a_k) (commutator part is -i times this),
-    /// `down_anti[...]` = c_k^I sqrt(m / a_k) (anticommutator part).
-    pub(super) down_comm: Vec<f64>,
-    pub(super) down_anti: Vec<f64>,
-    /// Decay sum_k n_k nu_k of each ADO.
+    /// `down_comm[k * (depth+1) + m]` = A_k sqrt(m / a_k) (commutator part is -i times this),
+    /// `down_anti[...]` = B_k sqrt(m / a_k) (anticommutator part).
+    pub(super) down_comm: Vec<C64>,
+    pub(super) down_anti: Vec<C64>,
+    /// Whether A_k and B_k are real (every real rate): the kernel then multiplies by reals.
+    real_amplitudes: Vec<bool>,
+    /// Decay sum_k n_k Re nu_k of each ADO.
     pub(super) decay: Vec<f64>,
+    /// Oscillation sum_k n_k Im nu_k of each ADO (all zero for real rates).
+    pub(super) oscillation: Vec<f64>,
+    any_oscillation: bool,
 }
 
 impl Couplings {
-    /// Build the coefficient tables for exponents (c_k, nu_k) grouped by bath.
+    /// Build the coefficient tables for the exponents over all baths (bath-major, bath b owning
+    /// `bath_ranges[b]`).
     pub fn new(
         d: usize,
         hierarchy: &Hierarchy,
         bath_ranges: Vec<(usize, usize)>,
         delta: Vec<f64>,
-        c: &[C64],
-        nu: &[f64],
+        exponents: &[Exponent],
     ) -> Self {
         let k_tot = hierarchy.n_exponents;
         let depth = hierarchy.depth;
-        let scale: Vec<f64> = c
+        let amplitudes: Vec<(C64, C64)> = exponents
             .iter()
-            .map(|ck| if ck.norm() > 0.0 { ck.norm() } else { 1.0 })
+            .map(|e| (e.commutator_amplitude(), e.anticommutator_amplitude()))
             .collect();
+        let scale: Vec<f64> = amplitudes
+            .iter()
+            .map(|(a, b)| {
+                let s = a.norm().hypot(b.norm());
+                if s > 0.0 {
+                    s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let real_amplitudes = amplitudes
+            .iter()
+            .map(|(a, b)| a.im == 0.0 && b.im == 0.0)
+            .collect();
+        let zero = C64::new(0.0, 0.0);
         let mut up_mag = vec![0.0; k_tot * depth.max(1)];
-        let mut down_comm = vec![0.0; k_tot * (depth + 1)];
-        let mut down_anti = vec![0.0; k_tot * (depth + 1)];
+        let mut down_comm = vec![zero; k_tot * (depth + 1)];
+        let mut down_anti = vec![zero; k_tot * (depth + 1)];
         for k in 0..k_tot {
             for m in 0..depth {
                 up_mag[k * depth + m] = ((m as f64 + 1.0) * scale[k]).sqrt();
             }
             for m in 1..=depth {
                 let s = (m as f64 / scale[k]).sqrt();
-                down_comm[k * (depth + 1) + m] = c[k].re * s;
-                down_anti[k * (depth + 1) + m] = c[k].im * s;
+                down_comm[k * (depth + 1) + m] = amplitudes[k].0 * s;
+                down_anti[k * (depth + 1) + m] = amplitudes[k].1 * s;
             }
         }
+        let rate_sum = |a: usize, part: fn(&C64) -> f64| -> f64 {
+            hierarchy
+                .label(a)
+                .iter()
+                .zip(exponents)
+                .map(|(&n, e)| n as f64 * part(&e.nu))
+                .sum()
+        };
         let decay = (0..hierarchy.n_ados())
-            .map(|a| {
-                hierarchy
-                    .label(a)
-                    .iter()
-                    .zip(nu)
-                    .map(|(&n, &v)| n as f64 * v)
-                    .sum()
-            })
+            .map(|a| rate_sum(a, |z| z.re))
             .collect();
+        let oscillation: Vec<f64> = (0..hierarchy.n_ados())
+            .map(|a| rate_sum(a, |z| z.im))
+            .collect();
+        let any_oscillation = oscillation.iter().any(|&w| w != 0.0);
         Couplings {
             d,
             n_exponents: k_tot,
@@ -142,8 +171,17 @@ impl Couplings {
             up_mag,
             down_comm,
             down_anti,
+            real_amplitudes,
             decay,
+            oscillation,
+            any_oscillation,
         }
+    }
+
+    /// The diagonal rate of ADO `a` that the integrator does not treat, g_a = sum_k n_k nu_k
+    /// complete: decay and oscillation.
+    pub fn rate(&self, a: usize) -> C64 {
+        C64::new(self.decay[a], self.oscillation[a])
     }
 
     /// Coefficient of the up coupling -i sqrt((n_k + 1) a_k) of exponent k at n_k = `nk`.
@@ -158,7 +196,8 @@ impl Couplings {
     pub fn down_coefficients(&self, k: usize, nk: usize) -> (C64, C64) {
         let i = k * (self.depth + 1) + nk;
         let (comm, anti) = (self.down_comm[i], self.down_anti[i]);
-        (C64::new(anti, -comm), C64::new(-anti, -comm))
+        let minus_i_comm = C64::new(comm.im, -comm.re);
+        (minus_i_comm + anti, minus_i_comm - anti)
     }
 
     /// N(y) for ADO `a` into `out` (overwritten), with the coupling operators `q[b]` given by
@@ -196,6 +235,33 @@ impl Couplings {
                 .with_min_len(64)
                 .enumerate()
                 .for_each(|(a, o)| self.apply_block(hier, q, y, a, o));
+        }
+    }
+
+    /// Add -i f [V, y_a] to every ADO of `out` (V given by its non-zero entries, `y` and `out`
+    /// as in [`Couplings::apply_all`]): a drive term f V of the Hamiltonian (`drive.rs`).
+    pub fn apply_drive(&self, n_ados: usize, v: &[Entry], f: f64, y: &[C64], out: &mut [C64]) {
+        let d = self.d;
+        let d2 = d * d;
+        let minus_i_f = C64::new(0.0, -f);
+        let one = |(a, o): (usize, &mut [C64])| {
+            let ya = &y[a * d2..(a + 1) * d2];
+            for &(i, j, vij) in v {
+                let c = minus_i_f * vij;
+                for l in 0..d {
+                    // (V y)_{il} += V_ij y_jl ;  (y V)_{lj} += y_li V_ij
+                    o[i * d + l] += c * ya[j * d + l];
+                    o[l * d + j] -= c * ya[l * d + i];
+                }
+            }
+        };
+        if n_ados < PARALLEL_MIN_ADOS {
+            out.chunks_exact_mut(d2).enumerate().for_each(one);
+        } else {
+            out.par_chunks_exact_mut(d2)
+                .with_min_len(64)
+                .enumerate()
+                .for_each(one);
         }
     }
 
@@ -244,15 +310,25 @@ impl Couplings {
                 }
                 let dn = downs[k];
                 if dn != NONE {
-                    let cr = self.down_comm[k * (depth + 1) + nk];
-                    let ci = self.down_anti[k * (depth + 1) + nk];
+                    let ca = self.down_comm[k * (depth + 1) + nk];
+                    let cb = self.down_anti[k * (depth + 1) + nk];
                     let yd = block(dn as usize);
-                    for (c, y) in comm_s.iter_mut().zip(yd) {
-                        *c += cr * y;
-                    }
-                    if ci != 0.0 {
-                        for (b, y) in anti_s.iter_mut().zip(yd) {
-                            *b += ci * y;
+                    // Real amplitudes (every real rate) keep two flops an entry.
+                    if self.real_amplitudes[k] {
+                        let (ca, cb) = (ca.re, cb.re);
+                        for (c, y) in comm_s.iter_mut().zip(yd) {
+                            *c += ca * y;
+                        }
+                        if cb != 0.0 {
+                            for (b, y) in anti_s.iter_mut().zip(yd) {
+                                *b += cb * y;
+                            }
+                            any_anti = true;
+                        }
+                    } else {
+                        for ((c, b), y) in comm_s.iter_mut().zip(anti_s.iter_mut()).zip(yd) {
+                            *c += ca * y;
+                            *b += cb * y;
                         }
                         any_anti = true;
                     }
@@ -309,6 +385,12 @@ impl Couplings {
         transpose_into(acc_t.as_ref(), m_t.as_mut(), d);
         for ((o, x), xt) in out[..d2].iter_mut().zip(acc.as_ref()).zip(m_t.as_ref()) {
             *o = x - xt;
+        }
+        if self.any_oscillation {
+            let minus_i_w = C64::new(0.0, -self.oscillation[a]);
+            for (o, y) in out[..d2].iter_mut().zip(ya) {
+                *o += minus_i_w * y;
+            }
         }
     }
 }

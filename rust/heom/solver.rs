@@ -2,6 +2,7 @@
 //! stepper (`multistep.rs`), with the API the binding uses.
 
 use super::cancel::{never, Check};
+use super::drive::DriveTerm;
 use super::error::HeomResult;
 use super::hierarchy::Hierarchy;
 use super::linalg::C64;
@@ -94,6 +95,16 @@ impl Solver {
     /// Replace the system Hamiltonian at the current time; the ADOs are kept.
     pub fn set_hamiltonian(&mut self, h: &[C64]) -> HeomResult<()> {
         self.state.set_hamiltonian(&mut self.model, h)?;
+        self.stepper.reset();
+        Ok(())
+    }
+
+    /// Replace the drive terms f_k(t) V_k of the Hamiltonian (`drive.rs`; empty: none) at the
+    /// current time; the ADOs are kept. A steady-state frame is left first (its reference is
+    /// stationary only without a drive).
+    pub fn set_drive(&mut self, drive: Vec<DriveTerm>) -> HeomResult<()> {
+        self.model.set_drive(drive)?;
+        self.state.clear_reference(&self.model);
         self.stepper.reset();
         Ok(())
     }

@@ -80,7 +80,7 @@ pub(super) fn generator_triplets(model: &Model, check: &mut Check<'_>) -> HeomRe
         // -i [H, x] - g_a x
         t.add_sandwich(d, a, a, -i1, model.hamiltonian(), &one);
         t.add_sandwich(d, a, a, i1, &one, model.hamiltonian());
-        t.add_sandwich(d, a, a, C64::new(-coup.decay[a], 0.0), &one, &one);
+        t.add_sandwich(d, a, a, -coup.rate(a), &one, &one);
         for (b, &(k0, k1)) in coup.bath_ranges.iter().enumerate() {
             let q = &model.baths()[b].q;
             let delta = coup.delta[b];
@@ -120,7 +120,7 @@ mod tests {
     use crate::heom::testing::{lcg, random_hermitian};
 
     /// The matrix-free coupling equals the assembled generator minus its block-diagonal part
-    /// (-i[H, .] - g_a), for every block size with a compiled kernel and for one without (5).
+    /// (-i[H, .] - Re g_a), for every block size with a compiled kernel and for one without (5).
     #[test]
     fn matrix_free_coupling_matches_assembled_generator() {
         for d in [1usize, 2, 3, 4, 5, 8] {
@@ -132,6 +132,17 @@ mod tests {
             }
             let b1 = bath::drude_lorentz(0.05, 1.0, 0.8, 2, Expansion::Matsubara, true).unwrap();
             let b2 = bath::drude_lorentz(0.02, 2.0, 1.3, 1, Expansion::Pade, true).unwrap();
+            // An underdamped pair of complex rates and one real rate without its partner.
+            let b3 = bath::generic(
+                &[
+                    C64::new(0.03, 0.01),
+                    C64::new(0.03, -0.01),
+                    C64::new(0.02, -0.005),
+                ],
+                &[C64::new(0.4, 1.3), C64::new(0.4, -1.3), C64::new(0.9, 0.2)],
+                0.001,
+            )
+            .unwrap();
             let baths = vec![
                 BathSpec {
                     q: random_hermitian(d, &mut seed),
@@ -140,6 +151,10 @@ mod tests {
                 BathSpec {
                     q: random_hermitian(d, &mut seed),
                     exps: b2,
+                },
+                BathSpec {
+                    q: random_hermitian(d, &mut seed),
+                    exps: b3,
                 },
             ];
             let model = Model::new(d, &h, baths, 3).unwrap();
