@@ -122,6 +122,9 @@ def test_cli_pump_table(tmp_path, capsys):
     (["--kappa-b", "0"], "kappa_b = 0.0 is outside the allowed range (0, inf): without a bath qubit B"),
     (["--cycles", "0"], "cycles = 0 must be an integer >= 1"),
     (["--expansion", "x"], "expansion = 'x' must be one of matsubara, pade"),
+    (["--ramp-time", "1"], "ramp_time = 1 needs a ramp: give ramp = 'linear' or 'sin2'"),
+    (["--ramp", "sin2", "--ramp-time", "7"], "ramp_time = 7 is outside the allowed range (0, tau = 6.1]"),
+    (["--ramp", "linear", "--ramp-time", "1"], "ramp = 'linear' needs solver = 'heom'"),
 ])
 def test_cli_pump_errors(args, needle, tmp_path, capsys):
     assert main(["pump", "--solver", "lindblad", "-o", str(tmp_path), *args]) == 2

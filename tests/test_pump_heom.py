@@ -122,3 +122,42 @@ def test_a_run_that_will_not_fit_is_refused_before_it_starts():
     with pytest.raises(HierarchyTooLargeError, match=r"needs about 2\.\d+ GiB at its peak .*"
                                                      r"sparse LU .*--memory-limit"):
         pump.run()
+
+
+# ----------------------------------------------------------------------------------------------
+# Ramped coupling: f(t) V_AB instead of the sudden switch
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["linear", "sin2"])
+def test_a_vanishing_ramp_time_recovers_the_sudden_switch(shape):
+    """The ramp adds ramp_time to the contact (same pulse area), so the cycle differs from the
+    sudden one by O(ramp_time): the deviation shrinks tenfold with the ramp time."""
+    common = dict(cycles=1, tau_relax=60.0)
+    sudden = HeatPump(**common).run(normal_reference=False).cycles[0]
+    deviations = []
+    for ramp_time in (1e-2, 1e-3):
+        c = HeatPump(ramp=shape, ramp_time=ramp_time, **common).run(normal_reference=False).cycles[0]
+        deviations.append(max(abs(c.Q_A - sudden.Q_A), abs(c.Q_B - sudden.Q_B),
+                              abs(c.W_on - sudden.W_on), abs(c.W_off - sudden.W_off)))
+        assert abs(c.first_law_residual) <= c.first_law_tolerance
+    assert deviations[1] < 2e-5 and 5 < deviations[0] / deviations[1] < 20
+    assert sudden.W_off > 1e-3  # the sudden switch does work the ramp must reproduce
+
+
+def test_a_slow_ramp_does_work_and_keeps_the_first_law():
+    """A ramp over the whole contact: the work is the integral of f' <V_AB>, the first law of the
+    cycle closes with it, and the coupling series follows the ramp."""
+    pump = HeatPump(cycles=1, tau_relax=60.0, ramp="sin2", ramp_time=3.0)
+    res = pump.run(normal_reference=False)
+    c = res.cycles[0]
+    assert abs(c.first_law_residual) < 1e-8 < abs(c.W_on)
+    coupled = res.series["coupled"]
+    f = res.series["coupling"][coupled]
+    t = res.t[coupled]
+    assert res.contact_windows[0] == (0.0, pump.contact_duration) == (0.0, 9.1)
+    assert f[0] == 0.0 and abs(f[-1]) < 1e-15 and np.max(f) == 1.0
+    plateau = (t >= 3.0) & (t <= 6.1)
+    assert np.all(f[plateau] == 1.0)
+    assert np.allclose(f[t <= 3.0], np.sin(0.5 * np.pi * t[t <= 3.0] / 3.0) ** 2, atol=1e-14)
+    assert np.all(res.series["coupling"][~coupled] == 0.0)

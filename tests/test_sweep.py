@@ -204,3 +204,16 @@ def test_a_sweep_interrupted_before_its_first_point_leaves_no_folder(tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         run_sweep(SweepSpec(axes={"TB": [1.0]}, fixed=FAST), tmp_path / "none", progress=False)
     assert not (tmp_path / "none").exists()
+
+
+def test_ramp_time_is_an_axis_and_a_longer_ramp_loses_fuel(tmp_path):
+    """The HEOM pump with a sin^2 ramp: the correlation decays while V_AB ramps, so less heat is
+    pumped per cycle the slower the ramp (the pulse area is the same)."""
+    spec = SweepSpec(axes={"ramp_time": [0.5, 3.0]},
+                     fixed={"ramp": "sin2", "relax": 60.0, "cycles": 1})
+    rows = run_sweep(spec, tmp_path, progress=False)
+    assert all(r["error"] is None for r in rows)
+    assert 0 < rows[1]["Q_B"] < rows[0]["Q_B"]
+    with pytest.raises(InvalidParameterError, match="ramp_time = 7"):
+        run_sweep(SweepSpec(axes={"ramp_time": [1.0, 7.0]}, fixed={"ramp": "linear"}),
+                  tmp_path / "bad", progress=False)

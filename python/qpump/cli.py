@@ -114,13 +114,14 @@ def _pump_from_args(args: argparse.Namespace):
     return HeatPump(
         TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta, kappa_a=args.kappa_a,
         kappa_b=args.kappa_b, gamma=args.gamma, tau=args.tau, tau_relax=args.relax,
-        cycles=args.cycles, depth=args.depth, n_exp=args.n_exp, expansion=args.expansion,
+        ramp=args.ramp, ramp_time=args.ramp_time, cycles=args.cycles, depth=args.depth,
+        n_exp=args.n_exp, expansion=args.expansion,
         initial=args.initial, solver=args.solver, memory_limit_bytes=args.memory_limit,
     )
 
 
 _PAPER_FIELDS = ("TA", "TB", "omega_c", "delta", "kappa_a", "kappa_b", "gamma", "tau",
-                 "tau_relax", "chi11", "chi23")
+                 "tau_relax", "ramp", "chi11", "chi23")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -134,6 +135,9 @@ def _print_pump(result, pump, out) -> None:
     print(f"Heat pump ({p['solver']}): TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
           f"delta = {p['delta']:.6g}, kappa_A = {p['kappa_a']:g}, kappa_B = {p['kappa_b']:g}, "
           f"gamma = {p['gamma']:g}, tau = {p['tau']:g}, tau_relax = {p['tau_relax']:g}")
+    if p["ramp"] != "none":
+        print(f"V_AB switched by a {p['ramp']} ramp of {p['ramp_time']:g} each way (contact "
+              f"{pump.contact_duration:g}, the same pulse area as tau); W = int f' <V_AB> dt")
     if p["solver"] == "heom":
         print(f"HEOM: depth {p['depth']}, {p['n_exp']} {p['expansion']} terms per bath, "
               f"initial state: {p['initial']}")
@@ -166,7 +170,7 @@ def _print_pump(result, pump, out) -> None:
               f"{magnitude}" + (" (no heat pumped from the cold bath to the hot one)"
                                 if result.regime == "pump" else ""))
     if result.normal_heat_current is not None:
-        cycle_time = p["tau"] + p["tau_relax"]
+        cycle_time = pump.contact_duration + p["tau_relax"]
         print(f"normal reference (coupled all the time, no correlation): steady current "
               f"{result.normal_heat_current:.6g} from bath A to bath B, "
               f"{result.normal_heat_current * cycle_time:.6f} per cycle time")
@@ -331,10 +335,14 @@ def _cmd_experiment_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_crossval(args: argparse.Namespace) -> int:
     from .crossval import REPO_CIRCUITS, crossval_rows, format_markdown, format_table
+    from .errors import InvalidParameterError
 
     if args.output:
         check_output_file(args.output, "-o")
     pump = _pump_from_args(args)
+    if pump.ramp != "none":
+        raise InvalidParameterError("qpump crossval compares the sudden switch (the circuits, Aer "
+                                    "and the local master equation have no ramp); drop --ramp")
     default = all(getattr(args, k) == getattr(_paper(), k) for k in ("TA", "TB", "omega_c", "delta"))
     circuits = REPO_CIRCUITS if default and (REPO_CIRCUITS / "manifest.json").exists() else None
     rows = crossval_rows(pump, dt=args.dt, circuits_dir=circuits)
@@ -401,7 +409,7 @@ def _pair_options(p: argparse.ArgumentParser) -> None:
 
 def _pump_options(p: argparse.ArgumentParser) -> None:
     """The parameters of the pump, shared by `qpump pump` and `qpump crossval`."""
-    from .pump import EXPANSIONS, INITIALS, SOLVERS
+    from .pump import EXPANSIONS, INITIALS, RAMPS, SOLVERS
 
     paper = _paper()
     _number(p, "--TA", paper.TA, "temperature of bath A (the hot one), in (0, inf): a Drude-Lorentz "
@@ -418,6 +426,13 @@ def _pump_options(p: argparse.ArgumentParser) -> None:
     _number(p, "--gamma", paper.gamma, "Drude cutoff of both baths, > 0")
     _number(p, "--tau", paper.tau, "contact time with V_AB on, in (0, inf)")
     _number(p, "--relax", paper.tau_relax, "rethermalization time with V_AB off, in [0, inf)")
+    p.add_argument("--ramp", default=paper.ramp, choices=RAMPS,
+                   help="how V_AB is switched: none (suddenly, as the paper), linear or sin2 (f(t) "
+                        "V_AB rising over --ramp-time from the contact's start and falling over "
+                        "--ramp-time from tau on: the same pulse area, the contact lasting tau + "
+                        f"ramp time; HEOM only) (default: {paper.ramp})")
+    _number(p, "--ramp-time", paper.ramp_time, "length of each ramp, in (0, tau] with --ramp "
+            "linear or sin2", dest="ramp_time")
     p.add_argument("--cycles", type=int, default=paper.cycles,
                    help=f"number of cycles, >= 1 (default: {paper.cycles})")
     p.add_argument("--depth", type=int, default=paper.depth,
@@ -696,9 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("figure", help="draw one of the paper's figures",
-                       description="Draw one of the paper's figures (1, 2, 4, 5, 6) to a PNG/PDF/SVG "
-                                   "file. Figs. 4-6 run the HEOM and take a while.")
-    p.add_argument("number", type=int, choices=[1, 2, 4, 5, 6], help="figure number")
+                       description="Draw one of the paper's figures (1, 2, 4, 5, 6, 7) to a PNG/PDF/SVG "
+                                   "file. Figs. 4-6 run the HEOM and take a while; Fig. 7 (the "
+                                   "admissible correlations of App. A) is drawn at T_A = 2, T_B = 1.")
+    p.add_argument("number", type=int, choices=[1, 2, 4, 5, 6, 7], help="figure number")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file (.png, .pdf or .svg)")
     p.set_defaults(func=_cmd_figure)

@@ -2,7 +2,12 @@
 
 One cycle (paper Fig. 3): (b) the correlation chi of Eq. 8 is added to the current system state,
 (c) V_AB is switched on for ``tau``, (d)+(a) it is switched off and the qubits rethermalize for
-``tau_relax``. Conventions (docs/conventions.md): Q_K is the heat drawn FROM bath K (Q_A < 0 and
+``tau_relax``. The paper switches V_AB suddenly; ``ramp="linear"`` or ``"sin2"`` switches it
+smoothly, f(t) V_AB rising over ``ramp_time`` from the contact's start and falling over
+``ramp_time`` from ``tau`` on (same pulse area, Int f dt = tau; the contact lasts
+``tau + ramp_time``), with the switching work W = Int f'(t) <V_AB> dt of each ramp.
+
+Conventions (docs/conventions.md): Q_K is the heat drawn FROM bath K (Q_A < 0 and
 Q_B > 0 when the pump works); Sigma = Delta S_AB - Q_A/T_A - Q_B/T_B >= 0 (Eq. C4) and
 Sigma_0 = Delta S_A + Delta S_B - Q_A/T_A - Q_B/T_B = Sigma + Delta I_AB (Eq. 14), both counted
 from the start of each cycle, where the fuel is injected. The efficiency of Eq. 18 is
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.integrate import simpson
 
 from . import _validate as check
 from . import invariants
@@ -32,6 +38,7 @@ from .errors import (
     InvalidStateError,
     InvariantViolationError,
 )
+from .heom import Ramp
 from .info import concurrence, local_energies, mutual_information, partial_trace
 from .info import von_neumann_entropy as entropy
 from .states import (
@@ -52,6 +59,9 @@ Q_B = np.kron(IDENTITY2, SIGMA_X)
 H_FREE = H_A + H_B
 
 EXPANSIONS = ("matsubara", "pade")
+RAMPS = ("none", "linear", "sin2")
+#: Fewest output steps over a ramp (its work is Simpson's rule on them).
+RAMP_STEPS = 40
 INITIALS = ("equilibrated", "product")
 SOLVERS = ("heom", "lindblad")
 
@@ -67,6 +77,7 @@ class Segment:
     interaction_energy: np.ndarray  # (n_t, 2)
     final_state: Any
     heat_error: np.ndarray  # (2,): estimated error of ``heat[-1]`` (0 where it is exact)
+    coupling: np.ndarray | None = None  # (n_t,): f(t) of f(t) V_AB under a ramp (None: constant)
 
 
 class PumpBackend(Protocol):
@@ -89,6 +100,7 @@ class PumpBackend(Protocol):
     truncation_hint: str
     contact_hint: str
     log: Callable[[str], None] | None
+    supports_drive: bool
 
     def initial_state(self, initial: str) -> Any:
         """The state the first cycle starts from (``initial`` is one of :data:`INITIALS`)."""
@@ -107,8 +119,10 @@ class PumpBackend(Protocol):
         ...
 
     def evolve(self, state: Any, hamiltonian: np.ndarray, times: np.ndarray,
-               progress: Callable[[float], None] | None = None) -> Segment:
-        """Evolve ``state`` under ``hamiltonian`` and the baths; output at ``times`` (from 0)."""
+               progress: Callable[[float], None] | None = None,
+               drive: Sequence[tuple[np.ndarray, Ramp]] = ()) -> Segment:
+        """Evolve ``state`` under ``hamiltonian`` (plus the ramped ``drive`` terms f(t) V, which
+        only a backend with ``supports_drive`` accepts) and the baths; output at ``times`` (from 0)."""
         ...
 
 
@@ -119,6 +133,7 @@ class LindbladBackend:
     rtol = 1e-12
     truncation_hint = contact_hint = ""
     log: Callable[[str], None] | None = None
+    supports_drive = False
 
     def __init__(self, pump: HeatPump):
         from .lindblad import LindbladSolver, LocalBath
@@ -145,7 +160,9 @@ class LindbladBackend:
         return self.solver.steady_state()
 
     def evolve(self, state: np.ndarray, hamiltonian: np.ndarray, times: np.ndarray,
-               progress: Callable[[float], None] | None = None) -> Segment:
+               progress: Callable[[float], None] | None = None,
+               drive: Sequence[tuple[np.ndarray, Ramp]] = ()) -> Segment:
+        refuse_drive(drive, "the local master equation (solver='lindblad')")
         self.solver.set_hamiltonian(hamiltonian)
         res = self.solver.run(state, times)
         return Segment(times, res.rho, res.heat_current, res.heat,
@@ -159,6 +176,8 @@ ANNOUNCE_DIM = 5000
 
 class HEOMBackend:
     """The exact hierarchical equations of motion (:mod:`qpump.heom`)."""
+
+    supports_drive = True
 
     def __init__(self, pump: HeatPump, log: Callable[[str], None] | None = None):
         from .heom import DrudeLorentzBath, HEOMSolver
@@ -231,10 +250,12 @@ class HEOMBackend:
         return self._steady_state("the coupled pair (the normal reference)")
 
     def evolve(self, state, hamiltonian: np.ndarray, times: np.ndarray,
-               progress: Callable[[float], None] | None = None) -> Segment:
+               progress: Callable[[float], None] | None = None,
+               drive: Sequence[tuple[np.ndarray, Ramp]] = ()) -> Segment:
         from scipy.integrate import cumulative_simpson
 
         self.solver.set_hamiltonian(hamiltonian)
+        self.solver.set_drive(list(drive))
         res = self.solver.run(state, times, progress=progress or False)
         # Q_K(t) = -int j_K: Simpson's rule on the (fine) output grid; the first-law residual of
         # each cycle reports what this quadrature misses.
@@ -273,7 +294,9 @@ class PumpResult:
     Time series (arrays over ``t``): ``Q_A``, ``Q_B`` (cumulative heat drawn from each bath),
     ``j_A``, ``j_B`` (currents into the baths), ``E_A``, ``E_B``, ``sed``, ``concurrence``,
     ``mutual_information``, ``delta_S_AB``, ``sigma``, ``sigma0`` (per cycle, from its start),
-    ``V`` (<V_AB>, zero while uncoupled) and ``coupled`` (bool mask); ``rho`` is the two-qubit
+    ``coupling`` (f(t) of f(t) V_AB: 1 while coupled and 0 while not for a sudden switch, the ramp
+    between), ``V`` (the coupling energy f(t) <V_AB>) and ``coupled`` (bool mask: the contact,
+    ramps included); ``rho`` is the two-qubit
     state at every time, shape (n_t, 4, 4).
     """
 
@@ -335,6 +358,11 @@ class HeatPump:
         Contact time with V_AB on (> 0).
     tau_relax : float
         Rethermalization time with V_AB off (>= 0).
+    ramp : {"none", "linear", "sin2"}
+        How V_AB is switched: suddenly (the paper) or by f(t) V_AB rising over ``ramp_time``
+        from the contact's start and falling over ``ramp_time`` from ``tau`` on (HEOM only).
+    ramp_time : float
+        Length of each ramp, in (0, tau] for a ramp, 0 for ``ramp="none"``.
     cycles : int
         Number of cycles (>= 1).
     chi11, chi23 : float, optional
@@ -371,6 +399,8 @@ class HeatPump:
     gamma: float = 2.0
     tau: float = 6.1
     tau_relax: float = 500.0
+    ramp: str = "none"
+    ramp_time: float = 0.0
     cycles: int = 2
     chi11: float | None = None
     chi23: float | None = None
@@ -400,8 +430,22 @@ class HeatPump:
         check.non_negative_int("depth", self.depth, check.MAX_TRUNCATION)
         check.non_negative_int("n_exp", self.n_exp, check.MAX_TRUNCATION)
         for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
-                              ("solver", SOLVERS)):
+                              ("solver", SOLVERS), ("ramp", RAMPS)):
             check.one_of(name, getattr(self, name), allowed)
+        check.non_negative("ramp_time", self.ramp_time)
+        if self.ramp == "none" and self.ramp_time != 0:
+            raise InvalidParameterError(
+                f"ramp_time = {self.ramp_time:g} needs a ramp: give ramp = 'linear' or 'sin2' "
+                "(ramp = 'none' switches V_AB suddenly)")
+        if self.ramp != "none":
+            if not 0 < self.ramp_time <= self.tau:
+                raise InvalidParameterError(
+                    f"ramp_time = {self.ramp_time:g} is outside the allowed range (0, tau = "
+                    f"{self.tau:g}]: the coupling must be fully on by the time it starts to fall")
+            if self.solver != "heom":
+                raise InvalidParameterError(
+                    f"ramp = {self.ramp!r} needs solver = 'heom' (the local master equation has "
+                    "no ramped coupling)")
         if self.solver == "heom" and self.depth < 1:
             raise InvalidParameterError(
                 f"depth = {self.depth} keeps no bath memory, so the pump has no heat current "
@@ -488,9 +532,50 @@ class HeatPump:
     def _backend(self, log: Callable[[str], None] | None = None) -> PumpBackend:
         return HEOMBackend(self, log) if self.solver == "heom" else LindbladBackend(self)
 
+    @property
+    def contact_duration(self) -> float:
+        """How long V_AB acts in a cycle: ``tau``, plus ``ramp_time`` with a ramp."""
+        return self.tau + (self.ramp_time if self.ramp != "none" else 0.0)
+
     def contact_times(self) -> np.ndarray:
         """The output grid of a contact: ``tau`` in equal steps of at most ``dt_contact``."""
         return _grid(self.tau, self.dt_contact)
+
+    def _contact(self, backend: PumpBackend, state: Any, v: np.ndarray, clock: float,
+                 bar: Any) -> tuple[Segment, float, float, float]:
+        """One contact: the segment and the switching works W_on, W_off with the quadrature
+        error of their sum (0 for a sudden switch, where W = +-<V_AB> at the switch)."""
+        if self.ramp == "none":
+            seg = backend.evolve(state, self.coupled_hamiltonian, self.contact_times(),
+                                 progress=_advancing(bar, clock))
+            w_on = float(np.real(np.trace(v @ seg.rho[0])))
+            return seg, w_on, -float(np.real(np.trace(v @ seg.rho[-1]))), 0.0
+        # Rising with H_FREE exact, then V_AB exact on the plateau and while it falls: the
+        # linear ramp's kinks fall on segment boundaries.
+        # The work integrand f'(t) <V_AB> needs the ramp resolved however short it is.
+        ramp_grid = _grid(self.ramp_time, min(self.dt_contact, self.ramp_time / RAMP_STEPS))
+        rise = Ramp(self.ramp, 0.0, self.ramp_time, 0.0, 1.0)
+        fall = Ramp(self.ramp, 0.0, self.ramp_time, 0.0, -1.0)
+        # (H exact, output times, its ramp or None, the coupling f that H itself carries)
+        plan = [(H_FREE, ramp_grid, rise, 0.0),
+                (self.coupled_hamiltonian, _grid(self.tau - self.ramp_time, self.dt_contact), None,
+                 1.0),
+                (self.coupled_hamiltonian, ramp_grid, fall, 1.0)]
+        pieces, works, work_error, start = [], [], 0.0, 0.0
+        for hamiltonian, times, profile, carried in plan:
+            if times[-1] == 0.0:  # no plateau when ramp_time = tau
+                continue
+            seg = backend.evolve(state, hamiltonian, times, progress=_advancing(bar, clock + start),
+                                 drive=[(v, profile)] if profile else [])
+            coupling = np.full(times.size, carried)
+            if profile is not None:
+                power = profile.derivative(times) * np.real(np.einsum("ij,tji->t", v, seg.rho))
+                works.append(float(simpson(power, x=times)))
+                work_error += float(invariants.simpson_error(times, power[:, None])[0])
+                coupling = coupling + profile(times)
+            pieces.append((start, replace(seg, coupling=coupling)))
+            state, start = seg.final_state, start + float(times[-1])
+        return _joined(pieces), works[0], works[1], work_error
 
     def relaxation_times(self) -> np.ndarray:
         """The output grid of a relaxation (the single time 0 when ``tau_relax`` is 0)."""
@@ -537,8 +622,10 @@ class HeatPump:
         cycles: list[CycleRecord] = []
         clock = 0.0
         windows = []
-        contact_times, relax_times = self.contact_times(), self.relaxation_times()
-        bar = _progress(total=self.cycles * (self.tau + self.tau_relax), enabled=progress,
+        relax_times, on_time = self.relaxation_times(), self.contact_duration
+        if self.ramp != "none" and not backend.supports_drive:
+            raise InvalidParameterError(f"ramp = {self.ramp!r}: this backend has no ramped coupling")
+        bar = _progress(total=self.cycles * (on_time + self.tau_relax), enabled=progress,
                         desc="pump")
         try:
             for index in range(self.cycles):
@@ -550,26 +637,23 @@ class HeatPump:
                         f"eigenvalue {min_eig:.3g}); tau_relax = {self.tau_relax:g} is too short "
                         "for the qubits to rethermalize: lengthen tau_relax")
                 state = backend.with_rho(state, rho)
-                contact = backend.evolve(state, self.coupled_hamiltonian, contact_times,
-                                         progress=_advancing(bar, clock))
+                contact, w_on, w_off, work_error = self._contact(backend, state, v, clock, bar)
                 # Checked before the relaxation starts from it: a state lost in the contact is a
                 # failed check, not an input the relaxation may refuse.
                 invariants.check_density_matrices(contact.rho, f"cycle {index + 1}, contact",
                                                   times=clock + contact.times,
                                                   cause=backend.contact_hint)
                 relax = backend.evolve(contact.final_state, H_FREE, relax_times,
-                                       progress=_advancing(bar, clock + self.tau))
-                _advancing(bar, clock)(self.tau + self.tau_relax)
+                                       progress=_advancing(bar, clock + on_time))
+                _advancing(bar, clock)(on_time + self.tau_relax)
                 state = relax.final_state
-                w_on = float(np.real(np.trace(v @ contact.rho[0])))
-                w_off = -float(np.real(np.trace(v @ contact.rho[-1])))
                 q = contact.heat[-1] + relax.heat[-1]
                 e_start = float(np.real(np.trace(H_FREE @ contact.rho[0])))
                 e_end = float(np.real(np.trace(H_FREE @ relax.rho[-1])))
                 d_int = float(np.sum(relax.interaction_energy[-1] - contact.interaction_energy[0]))
                 residual = e_end - e_start + d_int - float(q.sum()) - (w_on + w_off)
                 tolerance = self._check_cycle(index, clock, contact, relax, residual,
-                                              abs(w_on) + abs(w_off), backend)
+                                              abs(w_on) + abs(w_off), work_error, backend)
                 i0 = float(mutual_information(contact.rho[0]))
                 cycles.append(CycleRecord(
                     index=index + 1, Q_A=float(q[0]), Q_B=float(q[1]), W_on=w_on, W_off=w_off,
@@ -577,10 +661,10 @@ class HeatPump:
                     cop_ratio_bare=float(q[1]) / (self.TA * i0_bare) if i0_bare > 0 else math.nan,
                     carnot_bound=self.carnot_bound, first_law_residual=residual,
                     min_eigenvalue_after_chi=min_eig, first_law_tolerance=tolerance))
-                windows.append((clock, clock + self.tau))
+                windows.append((clock, clock + on_time))
                 pieces.append((clock, contact, True))
-                pieces.append((clock + self.tau, relax, False))
-                clock += self.tau + self.tau_relax
+                pieces.append((clock + on_time, relax, False))
+                clock += on_time + self.tau_relax
         finally:
             bar.close()
         normal = self.normal_heat_current(backend) if normal_reference else None
@@ -596,18 +680,18 @@ class HeatPump:
                           contact_windows=windows)
 
     def _check_cycle(self, index: int, clock: float, contact: Segment, relax: Segment,
-                     residual: float, work: float, backend: PumpBackend) -> float:
+                     residual: float, work: float, work_error: float, backend: PumpBackend) -> float:
         """Check the relaxation's states and the first law of one cycle (the contact's states are
         checked as soon as they exist); return the cycle's first-law tolerance."""
         where = f"cycle {index + 1}"
         invariants.check_density_matrices(relax.rho, f"{where}, relaxation",
-                                          times=clock + self.tau + relax.times,
+                                          times=clock + self.contact_duration + relax.times,
                                           cause=backend.truncation_hint)
         flow = work
         for seg in (contact, relax):
             if seg.times.size > 1:
                 flow += float(np.trapezoid(np.abs(seg.heat_current).sum(axis=1), seg.times))
-        quadrature = float(contact.heat_error.sum() + relax.heat_error.sum())
+        quadrature = float(contact.heat_error.sum() + relax.heat_error.sum()) + work_error
         tolerance = invariants.first_law_tolerance(backend.rtol, flow, quadrature)
         invariants.check_first_law(residual, tolerance, where, cause=backend.truncation_hint)
         return tolerance
@@ -624,7 +708,7 @@ class HeatPump:
         return float(-seg.heat_current[0, 0])
 
     def _assemble(self, pieces, v) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        ts, rhos, heats, currents, coupled, cycle_start = [], [], [], [], [], []
+        ts, rhos, heats, currents, coupled, factors, cycle_start = [], [], [], [], [], [], []
         offset = np.zeros(2)
         for k, (t0, seg, on) in enumerate(pieces):
             keep = slice(0, None) if k == 0 else slice(1, None)
@@ -635,6 +719,8 @@ class HeatPump:
             heats.append(offset + seg.heat[keep])
             currents.append(seg.heat_current[keep])
             coupled.append(np.full(seg.times[keep].size, on))
+            factor = seg.coupling if seg.coupling is not None else np.full(seg.times.size, float(on))
+            factors.append(factor[keep])
             cycle_start.append(np.full(seg.times[keep].size, k // 2))
             offset = offset + seg.heat[-1]
         t = np.concatenate(ts)
@@ -660,10 +746,45 @@ class HeatPump:
             "concurrence": np.atleast_1d(concurrence(rho)), "mutual_information": mi,
             "delta_S_AB": s_ab - s_ab[first], "sigma": sigma, "sigma0": sigma0,
             "delta_I": mi - mi[first],
-            "V": np.where(on, np.real(np.einsum("ij,tji->t", v, rho)), 0.0),
+            "V": np.concatenate(factors) * np.real(np.einsum("ij,tji->t", v, rho)),
+            "coupling": np.concatenate(factors),
             "coupled": on, "cycle": cycle + 1,
         }
         return t, rho, series
+
+
+def _joined(pieces: list[tuple[float, Segment]]) -> Segment:
+    """Consecutive segments ``(start, segment)`` as one (each later one's first point, equal to
+    the previous one's last, dropped; heat accumulated across them)."""
+    offsets = np.cumsum([np.zeros(2)] + [seg.heat[-1] for _, seg in pieces[:-1]], axis=0)
+
+    def joined(part: Callable[[float, Segment, np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.concatenate([part(start, seg, offset)[0 if k == 0 else 1:]
+                               for k, ((start, seg), offset)
+                               in enumerate(zip(pieces, offsets, strict=True))])
+
+    return Segment(
+        times=joined(lambda start, seg, _: start + seg.times),
+        rho=joined(lambda _, seg, __: seg.rho),
+        heat_current=joined(lambda _, seg, __: seg.heat_current),
+        heat=joined(lambda _, seg, offset: offset + seg.heat),
+        interaction_energy=joined(lambda _, seg, __: seg.interaction_energy),
+        final_state=pieces[-1][1].final_state,
+        heat_error=np.sum([seg.heat_error for _, seg in pieces], axis=0),
+        coupling=joined(lambda _, seg, __: _coupling_of(seg)),
+    )
+
+
+def _coupling_of(seg: Segment) -> np.ndarray:
+    if seg.coupling is None:
+        raise ValueError("a ramped contact's pieces all carry their coupling f(t)")
+    return seg.coupling
+
+
+def refuse_drive(drive: Sequence[Any], backend: str) -> None:
+    """A backend without ``supports_drive`` is given no drive (HeatPump.run checks first)."""
+    if drive:
+        raise InvalidParameterError(f"{backend} has no ramped coupling; use ramp='none'")
 
 
 def _grid(duration: float, dt: float) -> np.ndarray:

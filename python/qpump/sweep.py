@@ -54,7 +54,8 @@ PARAMETERS: dict[str, tuple[str, type]] = {
     "TA": ("TA", float), "TB": ("TB", float), "omega_c": ("omega_c", float),
     "delta": ("delta", float), "kappa_a": ("kappa_a", float), "kappa_b": ("kappa_b", float),
     "gamma": ("gamma", float), "tau": ("tau", float), "relax": ("tau_relax", float),
-    "cycles": ("cycles", int), "depth": ("depth", int), "n_exp": ("n_exp", int),
+    "ramp": ("ramp", str), "ramp_time": ("ramp_time", float), "cycles": ("cycles", int),
+    "depth": ("depth", int), "n_exp": ("n_exp", int),
     "expansion": ("expansion", str), "initial": ("initial", str), "solver": ("solver", str),
     "chi11": ("chi11", float), "chi23": ("chi23", float),
 }

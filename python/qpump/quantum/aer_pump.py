@@ -30,8 +30,9 @@ from qiskit import QuantumCircuit
 from .. import _validate as check
 from ..closed import pair_hamiltonian
 from ..errors import InvalidParameterError
+from ..heom import Ramp
 from ..lindblad import LocalBath, strang_split_run
-from ..pump import HeatPump, PumpResult, Segment
+from ..pump import HeatPump, PumpResult, Segment, refuse_drive
 from ..states import H_A, H_B, product_state
 from ._aer import add_save_density_matrix, run_saved, swap_order
 from .contact import append_contact
@@ -269,6 +270,7 @@ class AerBackend:
     rtol = 1e-10
     truncation_hint = contact_hint = ""
     log: Callable[[str], None] | None = None
+    supports_drive = False
 
     def __init__(self, pump: HeatPump, *, bath_model: str = "channel", injection: str = "exact",
                  reference: bool = False):
@@ -304,7 +306,9 @@ class AerBackend:
         return solver.steady_state()
 
     def evolve(self, state, hamiltonian: np.ndarray, times: np.ndarray,
-               progress: Callable[[float], None] | None = None) -> Segment:
+               progress: Callable[[float], None] | None = None,
+               drive: Sequence[tuple[np.ndarray, Ramp]] = ()) -> Segment:
+        refuse_drive(drive, "the Aer pump")
         omega_c, phi_v = _coupling_of(hamiltonian)
         n_steps, duration = len(times) - 1, float(times[-1])
         if self.reference:
