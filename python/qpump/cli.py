@@ -112,15 +112,15 @@ def _pump_from_args(args: argparse.Namespace):
     from .pump import HeatPump
 
     return HeatPump(
-        TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta, kappa_a=args.kappa_a,
-        kappa_b=args.kappa_b, gamma=args.gamma, tau=args.tau, tau_relax=args.relax,
-        ramp=args.ramp, ramp_time=args.ramp_time, cycles=args.cycles, depth=args.depth,
-        n_exp=args.n_exp, expansion=args.expansion,
-        initial=args.initial, solver=args.solver, memory_limit_bytes=args.memory_limit,
+        TA=args.TA, TB=args.TB, omega_c=args.omega_c, delta=args.delta, phi_v=args.phi_v,
+        kappa_a=args.kappa_a, kappa_b=args.kappa_b, gamma=args.gamma, tau=args.tau,
+        tau_relax=args.relax, ramp=args.ramp, ramp_time=args.ramp_time, cycles=args.cycles,
+        depth=args.depth, n_exp=args.n_exp, expansion=args.expansion, initial=args.initial,
+        solver=args.solver, memory_limit_bytes=args.memory_limit,
     )
 
 
-_PAPER_FIELDS = ("TA", "TB", "omega_c", "delta", "kappa_a", "kappa_b", "gamma", "tau",
+_PAPER_FIELDS = ("TA", "TB", "omega_c", "delta", "phi_v", "kappa_a", "kappa_b", "gamma", "tau",
                  "tau_relax", "ramp", "chi11", "chi23")
 
 
@@ -133,8 +133,8 @@ def _print_pump(result, pump, out) -> None:
 
     p = result.params
     print(f"Heat pump ({p['solver']}): TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
-          f"delta = {p['delta']:.6g}, kappa_A = {p['kappa_a']:g}, kappa_B = {p['kappa_b']:g}, "
-          f"gamma = {p['gamma']:g}, tau = {p['tau']:g}, tau_relax = {p['tau_relax']:g}")
+          f"delta = {p['delta']:.6g}, phi_V = {pump.v_phase:.6g}, kappa_A = {p['kappa_a']:g}, "
+          f"kappa_B = {p['kappa_b']:g}, gamma = {p['gamma']:g}, tau = {p['tau']:g}, tau_relax = {p['tau_relax']:g}")
     if p["ramp"] != "none":
         print(f"V_AB switched by a {p['ramp']} ramp of {p['ramp_time']:g} each way (contact "
               f"{pump.contact_duration:g}, the same pulse area as tau); W = int f' <V_AB> dt")
@@ -419,6 +419,11 @@ def _pump_options(p: argparse.ArgumentParser) -> None:
     _number(p, "--omega-c", paper.omega_c, "coupling strength Omega of V_AB, > 0", dest="omega_c")
     _number(p, "--delta", paper.delta,
             "phase difference delta = phi_V - phi_chi, a number or pi expression such as -pi/2")
+    _NUMBER_OPTIONS.add("--phi-v")
+    p.add_argument("--phi-v", type=parse_number, default=None, dest="phi_v", metavar="PHI",
+                   help="phase phi_V of V_AB (phi_chi = phi_V - delta): the baths couple through "
+                        "sigma_x, so the pump depends on the gauge beyond weak coupling, unlike the "
+                        "isolated pair (default: phi_V = delta, phi_chi = 0)")
     _number(p, "--kappa-a", paper.kappa_a, "reorganisation energy of bath A, in (0, inf)",
             dest="kappa_a")
     _number(p, "--kappa-b", paper.kappa_b, "reorganisation energy of bath B, in (0, inf)",

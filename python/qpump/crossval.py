@@ -36,8 +36,8 @@ WEAK_KAPPAS = (0.001, 0.01)
 def _closed_rows(pump: HeatPump) -> list[dict]:
     times = np.linspace(0.0, 4 * pump.tau, 41)
     corr = optimal_correlation(pump.TA, pump.TB)
-    numeric = propagate(corr.state(), times, pair_hamiltonian(pump.omega_c, pump.delta))
-    closed_form = rho_closed_form(times, pump.TA, pump.TB, pump.omega_c, pump.delta, corr)
+    numeric = propagate(corr.state(), times, pair_hamiltonian(pump.omega_c, pump.v_phase))
+    closed_form = rho_closed_form(times, pump.TA, pump.TB, pump.omega_c, pump.v_phase, corr)
     return [row("isolated pair: closed form (App. B) vs exact propagation (rho)",
                 np.max(np.abs(numeric - closed_form)), 1e-12)]
 
@@ -91,11 +91,11 @@ def crossval_rows(pump: HeatPump | None = None, *, dt: float = 0.05, circuits_di
     """All rows of the report at one parameter set (the pump's)."""
     pump = pump or HeatPump()
     rows = _closed_rows(pump)
-    rows += quantum_rows(pump.TA, pump.TB, pump.omega_c, pump.delta, pump.kappa_a, pump.kappa_b,
+    rows += quantum_rows(pump.TA, pump.TB, pump.omega_c, pump.v_phase, pump.kappa_a, pump.kappa_b,
                          pump.gamma, pump.tau, dt)
     rows += weak_coupling_rows(pump, weak_window)
     rows += _pump_side_by_side(pump, dt)
-    rows += export_rows(circuits_dir, pump.TA, pump.TB, pump.omega_c, pump.delta)
+    rows += export_rows(circuits_dir, pump.TA, pump.TB, pump.omega_c, pump.v_phase)
     rows += collision_pump_rows(pump)
     return rows
 

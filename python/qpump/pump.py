@@ -348,7 +348,11 @@ class HeatPump:
     omega_c : float
         Coupling strength Omega of V_AB (> 0).
     delta : float
-        delta = phi_V - phi_chi (phi_chi = 0, phi_V = delta); -pi/2 pumps from B to A.
+        delta = phi_V - phi_chi; -pi/2 pumps from B to A.
+    phi_v : float, optional
+        The phase phi_V of V_AB; phi_chi = phi_v - delta. The isolated pair depends on delta
+        alone, the baths (through sigma_x) do not: a gauge the paper leaves open. None (default)
+        is phi_v = delta, phi_chi = 0.
     kappa_a, kappa_b : float
         Reorganisation energies of the Drude-Lorentz baths (> 0: each qubit needs its bath to
         rethermalize).
@@ -394,6 +398,7 @@ class HeatPump:
     TB: float = 1.0
     omega_c: float = 0.1
     delta: float = -math.pi / 2
+    phi_v: float | None = None
     kappa_a: float = 0.01
     kappa_b: float = 0.023
     gamma: float = 2.0
@@ -424,6 +429,8 @@ class HeatPump:
                     f"without a bath qubit {qubit} never rethermalizes and has no steady state")
         check.non_negative("tau_relax", self.tau_relax)
         check.finite("delta", self.delta)
+        if self.phi_v is not None:
+            check.finite("phi_v", self.phi_v)
         if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) \
                 or self.cycles < 1:
             raise InvalidParameterError(f"cycles = {self.cycles!r} must be an integer >= 1")
@@ -454,10 +461,16 @@ class HeatPump:
             check.positive("memory_limit_bytes", self.memory_limit_bytes)
         self.correlation()  # validates chi11, chi23 against (A2a), (A2b)
 
+    @property
+    def v_phase(self) -> float:
+        """phi_V, the phase of V_AB (``phi_v``, or delta when it is None)."""
+        return self.delta if self.phi_v is None else float(self.phi_v)
+
     def correlation(self):
-        """The X-state correlation injected each cycle (built from the bare Gibbs lambdas)."""
-        return correlation_matrix(self.TA, self.TB, self.chi11, self.chi23, 0.0,
-                                  require_entangled=False)
+        """The X-state correlation injected each cycle (built from the bare Gibbs lambdas), with
+        the phase phi_chi = phi_V - delta."""
+        return correlation_matrix(self.TA, self.TB, self.chi11, self.chi23,
+                                  self.v_phase - self.delta, require_entangled=False)
 
     @property
     def carnot_bound(self) -> float | None:
@@ -467,8 +480,8 @@ class HeatPump:
 
     @property
     def coupled_hamiltonian(self) -> np.ndarray:
-        """H_A + H_B + V_AB with phi_V = delta."""
-        return H_FREE + coupling_potential(self.omega_c, self.delta)
+        """H_A + H_B + V_AB with phi_V = :attr:`v_phase`."""
+        return H_FREE + coupling_potential(self.omega_c, self.v_phase)
 
     def params(self) -> dict:
         """All parameters as a JSON-ready dict."""
@@ -616,7 +629,7 @@ class HeatPump:
         correlation = self.correlation()
         chi = correlation.matrix
         i0_bare = float(mutual_information(correlation.state()))
-        v = coupling_potential(self.omega_c, self.delta)
+        v = coupling_potential(self.omega_c, self.v_phase)
         state = backend.initial_state(self.initial)
         pieces: list[tuple[float, Segment, bool]] = []
         cycles: list[CycleRecord] = []

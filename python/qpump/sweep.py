@@ -52,7 +52,8 @@ __all__ = [
 # Sweep name -> (HeatPump field, type). Names follow `qpump pump`'s options.
 PARAMETERS: dict[str, tuple[str, type]] = {
     "TA": ("TA", float), "TB": ("TB", float), "omega_c": ("omega_c", float),
-    "delta": ("delta", float), "kappa_a": ("kappa_a", float), "kappa_b": ("kappa_b", float),
+    "delta": ("delta", float), "phi_v": ("phi_v", float), "kappa_a": ("kappa_a", float),
+    "kappa_b": ("kappa_b", float),
     "gamma": ("gamma", float), "tau": ("tau", float), "relax": ("tau_relax", float),
     "ramp": ("ramp", str), "ramp_time": ("ramp_time", float), "cycles": ("cycles", int),
     "depth": ("depth", int), "n_exp": ("n_exp", int),

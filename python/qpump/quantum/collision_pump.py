@@ -419,7 +419,7 @@ def predict(cycle: CollisionCycle, rho0: np.ndarray | None = None) -> CyclePredi
     """
     pump = cycle.pump
     rho = _start_state(cycle) if rho0 is None else check.hermitian("rho0", rho0, 4)
-    v = coupling_potential(pump.omega_c, pump.delta)
+    v = coupling_potential(pump.omega_c, pump.v_phase)
     p = cycle.populations
     gc, gr = cycle.strengths, cycle.relax_strengths
     heat_c, heat_r, w_coll = np.zeros(2), np.zeros(2), np.zeros(2)
@@ -428,7 +428,7 @@ def predict(cycle: CollisionCycle, rho0: np.ndarray | None = None) -> CyclePredi
     rho_contact = None
     for kind, arg in cycle.schedule():
         if kind == "U":
-            u = contact_operator(float(arg), pump.omega_c, pump.delta)
+            u = contact_operator(float(arg), pump.omega_c, pump.v_phase)
             rho = u @ rho @ u.conj().T
             continue
         if rho_contact is None and arg == "relax":
@@ -487,7 +487,7 @@ def heat_distribution(cycle: CollisionCycle, rho0: np.ndarray, bath: int,
     states: dict[int, np.ndarray] = {0: check.hermitian("rho0", rho0, 4)}
     for kind, arg in cycle.schedule():
         if kind == "U":
-            u = contact_operator(float(arg), pump.omega_c, pump.delta)
+            u = contact_operator(float(arg), pump.omega_c, pump.v_phase)
             states = {q: u @ r @ u.conj().T for q, r in states.items()}
             continue
         g = gc if arg == "contact" else gr
@@ -537,7 +537,7 @@ def master_equation_contact(pump: HeatPump, rho0: np.ndarray | None = None) -> d
     from scipy.linalg import expm
 
     rho = pump.correlation().state() if rho0 is None else check.hermitian("rho0", rho0, 4)
-    h = H_A + H_B + coupling_potential(pump.omega_c, pump.delta)
+    h = H_A + H_B + coupling_potential(pump.omega_c, pump.v_phase)
     baths = _baths(pump)
     dissipators = [_dissipator_superop(b.jump_operators()) for b in baths]
     generator = _commutator_superop(h) + sum(dissipators)
@@ -607,7 +607,7 @@ def _append_schedule(qc: QuantumCircuit, regs: dict[str, ClassicalRegister], cyc
     count = first
     for kind, arg in cycle.schedule():
         if kind == "U":
-            append_contact(qc, float(arg), pump.omega_c, pump.delta, qubits=(0, 1))
+            append_contact(qc, float(arg), pump.omega_c, pump.v_phase, qubits=(0, 1))
             continue
         g = gc if arg == "contact" else gr
         _append_collision(qc, regs, "A", count, g[0], p[0])

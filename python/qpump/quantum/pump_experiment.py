@@ -129,7 +129,7 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
             contact.name = f"pump_contact_branch{k}"
             contact.add_register(ClassicalRegister(2, "sys"))
             if not basis_state:
-                append_contact(contact, pump.tau, pump.omega_c, pump.delta, qubits=(0, 1))
+                append_contact(contact, pump.tau, pump.omega_c, pump.v_phase, qubits=(0, 1))
             contact.measure([0, 1], contact.cregs[-1])
             items.append((contact.name, contact, {"kind": "pump_contact", "branch": k, "weight": b.weight}))
     if cycles > 1:
@@ -185,7 +185,7 @@ def export_pump_circuits(out_dir: str | os.PathLike, pump: HeatPump | None = Non
         "experiment": PUMP_EXPERIMENT,
         "generator": {"qpump": __version__, "qiskit": qiskit.__version__},
         "parameters": {**{k: getattr(pump, k) for k in ("TA", "TB", "omega_c", "delta", "tau")},
-                       "phi_v": pump.delta, "phi_chi": 0.0, "times": [0.0]},
+                       "phi_v": pump.v_phase, "phi_chi": pump.v_phase - pump.delta, "times": [0.0]},
         "collision": {"n_c": cycle.n_c, "n_r": cycle.n_r, "g": list(g), "g_relax": list(g_relax),
                       "collisions": cycle.collisions, "cycles": cycles,
                       "registers": ["sys", "pre_a", "post_a", "pre_b", "post_b"]},
