@@ -134,7 +134,8 @@ def _print_pump(result, pump, out) -> None:
     p = result.params
     print(f"Heat pump ({p['solver']}): TA = {p['TA']:g}, TB = {p['TB']:g}, Omega = {p['omega_c']:g}, "
           f"delta = {p['delta']:.6g}, phi_V = {pump.v_phase:.6g}, kappa_A = {p['kappa_a']:g}, "
-          f"kappa_B = {p['kappa_b']:g}, gamma = {p['gamma']:g}, tau = {p['tau']:g}, tau_relax = {p['tau_relax']:g}")
+          f"kappa_B = {p['kappa_b']:g}, gamma = {p['gamma']:g}, tau = {p['tau']:g}, "
+          f"tau_relax = {p['tau_relax']:g}")
     if p["ramp"] != "none":
         print(f"V_AB switched by a {p['ramp']} ramp of {p['ramp_time']:g} each way (contact "
               f"{pump.contact_duration:g}, the same pulse area as tau); W = int f' <V_AB> dt")
