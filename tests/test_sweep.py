@@ -217,3 +217,18 @@ def test_ramp_time_is_an_axis_and_a_longer_ramp_loses_fuel(tmp_path):
     with pytest.raises(InvalidParameterError, match="ramp_time = 7"):
         run_sweep(SweepSpec(axes={"ramp_time": [1.0, 7.0]}, fixed={"ramp": "linear"}),
                   tmp_path / "bad", progress=False)
+
+
+def test_kappa_sets_both_baths_at_the_papers_ratio_and_is_an_axis(tmp_path):
+    from qpump.sweep import _pump_for
+
+    pump = _pump_for({"kappa": 0.1})
+    assert (pump.kappa_a, pump.kappa_b) == (0.1, pytest.approx(0.23))
+    assert _pump_for({"kappa": 0.1, "kappa_ratio": 1.0}).kappa_b == 0.1
+    for bad, needle in [({"kappa": 0.1, "kappa_a": 0.2}, "not both"),
+                        ({"kappa_ratio": 2.0}, "give kappa too"),
+                        ({"kappa": 0.1, "kappa_ratio": -1.0}, "kappa_ratio = -1.0")]:
+        with pytest.raises(InvalidParameterError, match=needle):
+            _pump_for(bad)
+    rows = run_sweep(SweepSpec(axes={"kappa": [0.01, 0.05]}, fixed=FAST), tmp_path, progress=False)
+    assert all(r["error"] is None for r in rows) and rows[0]["Q_B"] != rows[1]["Q_B"]

@@ -59,7 +59,11 @@ PARAMETERS: dict[str, tuple[str, type]] = {
     "depth": ("depth", int), "n_exp": ("n_exp", int),
     "expansion": ("expansion", str), "initial": ("initial", str), "solver": ("solver", str),
     "chi11": ("chi11", float), "chi23": ("chi23", float),
+    # Both baths at once: kappa_a = kappa, kappa_b = kappa_ratio * kappa (not HeatPump fields).
+    "kappa": ("kappa", float), "kappa_ratio": ("kappa_ratio", float),
 }
+#: kappa_B / kappa_A of the paper (0.023 / 0.01), the default of the ``kappa`` parameter.
+KAPPA_RATIO = 2.3
 RESULT_COLUMNS = ["Q_A", "Q_B", "I0", "efficiency", "carnot_bound", "W_on", "W_off",
                   "first_law_residual", "tau_used", "wall_time_s", "error"]
 OPTIMIZE_TARGETS = ("Q_B", "efficiency")
@@ -249,8 +253,9 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 def _check_alone(name: str, value: Any, where: str) -> None:
     """Reject a value that no pump accepts (e.g. TB = -1), naming the spec's line; chi11 and
-    chi23 only make sense together and are checked with the whole grid."""
-    if name in ("chi11", "chi23"):
+    chi23 only make sense together, kappa_ratio only with kappa, and are checked with the whole
+    grid."""
+    if name in ("chi11", "chi23", "kappa_ratio"):
         return
     try:
         _pump_for({name: value})
@@ -260,6 +265,17 @@ def _check_alone(name: str, value: Any, where: str) -> None:
 
 def _pump_for(point: dict[str, Any]) -> HeatPump:
     kwargs = {PARAMETERS[k][0]: v for k, v in point.items() if k in PARAMETERS}
+    ratio = kwargs.pop("kappa_ratio", None)
+    if "kappa" in kwargs:
+        if {"kappa_a", "kappa_b"} & set(kwargs):
+            raise InvalidParameterError("give kappa (both baths) or kappa_a and kappa_b, not both")
+        ratio = KAPPA_RATIO if ratio is None else ratio
+        if not (math.isfinite(ratio) and ratio > 0):
+            raise InvalidParameterError(f"kappa_ratio = {ratio} is outside the allowed range (0, inf)")
+        kappa = kwargs.pop("kappa")
+        kwargs.update(kappa_a=kappa, kappa_b=ratio * kappa)
+    elif ratio is not None:
+        raise InvalidParameterError("kappa_ratio scales kappa: give kappa too")
     return HeatPump(**kwargs)
 
 
