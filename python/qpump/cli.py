@@ -674,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plot_sweep)
 
     p = sub.add_parser("figures", help="all of the paper's figures and a summary.json",
-                       description="Draw Figs. 1, 2, 4, 5, 6 as PNG into DIR and write "
+                       description="Draw Figs. 1, 2, 4, 5, 6, 7 as PNG into DIR and write "
                                    "summary.json with the key numbers (runs the HEOM).")
     p.add_argument("-o", "--output", default="qpump-figures", metavar="DIR",
                    help="output folder (default: qpump-figures)")

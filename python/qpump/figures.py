@@ -1,16 +1,21 @@
-"""The paper's figures, regenerated: Figs. 1-2 (the isolated pair) and 4-6 (baths and the pump)."""
+"""The paper's figures, regenerated: Figs. 1-2 (the isolated pair), 4-6 (baths and the pump) and 7
+(the admissible correlations of App. A)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .closed import ClosedRun, run_closed
 from .errors import InvalidParameterError
 from .output import check_output_dir, dumps, write_atomic, write_text_atomic
 from .pump import HeatPump, PumpResult
+from .states import lambdas, optimal_correlation
 
 __all__ = [
     "figure1",
@@ -18,6 +23,9 @@ __all__ = [
     "figure4",
     "figure5",
     "figure6",
+    "figure7",
+    "CorrelationRegion",
+    "correlation_region",
     "pump_figure",
     "transient_runs",
     "closed_run_figure",
@@ -205,8 +213,6 @@ def sweep_figure(columns: dict, x: str, y: str | None = None, z: str = "efficien
     """Map of a sweep: ``z`` against ``x`` (one line per value of the other varying parameters)
     or, with ``y``, a heat map over (x, y). The zero-pumping contour (Q_B = 0) is drawn on heat
     maps; the Carnot bound is drawn with efficiency."""
-    import numpy as np
-
     plt = _pyplot()
     for name in (x, y, z):
         if name is not None and name not in columns:
@@ -276,7 +282,123 @@ def figure6(run: PumpResult | None = None):
     return pump_figure(run or HeatPump().run())
 
 
-FIGURES: dict[int, Callable] = {1: figure1, 2: figure2, 4: figure4, 5: figure5, 6: figure6}
+@dataclass(frozen=True)
+class CorrelationRegion:
+    """The admissible correlations of App. A in the plane of Fig. 7: x = chi_11, y = |chi_23|^2.
+
+    The conditions, with lambda_1..4 the populations of Eq. 6 at (TA, TB):
+
+    - (A2a) positivity of the diagonal: -lambda_4 <= x <= min(lambda_2, lambda_3);
+    - (A2b) positivity of the |01>, |10> block: y <= (lambda_2 - x)(lambda_3 - x);
+    - (A4) entanglement: y > (lambda_1 + x)(lambda_4 + x).
+
+    The two parabolas cross at x = 0 (lambda_1 lambda_4 = lambda_2 lambda_3), so the region is
+    -lambda_4 <= x < 0 between them. Its vertical edge is x = -lambda_4, 0 < y <= lambda_4: there
+    the concurrence (A3) is 2 sqrt(y), largest at the top corner, which is the optimal correlation
+    of Eq. 10 (chi_11 = -lambda_4, |chi_23| = sqrt(lambda_4)) with C0 = 2 sqrt(lambda_4) (Eq. 11):
+    the edge's height lambda_4 is (C0/2)^2.
+
+    Attributes
+    ----------
+    TA, TB : float
+        The local temperatures.
+    lambdas : numpy.ndarray
+        lambda_1..4 (Eq. 6), from :func:`qpump.states.lambdas`.
+    optimal : tuple of float
+        (chi_11, |chi_23|^2) of Eq. 10, from :func:`qpump.states.optimal_correlation`.
+    C0 : float
+        The concurrence of the optimal correlation (:attr:`qpump.states.XStateCorrelation.concurrence`).
+    """
+
+    TA: float
+    TB: float
+    lambdas: np.ndarray
+    optimal: tuple[float, float]
+    C0: float
+
+    @property
+    def x_min(self) -> float:
+        """The lower bound -lambda_4 of (A2a): the region's vertical edge."""
+        return float(-self.lambdas[3])
+
+    @property
+    def x_max(self) -> float:
+        """The upper bound min(lambda_2, lambda_3) of (A2a)."""
+        return float(min(self.lambdas[1], self.lambdas[2]))
+
+    @property
+    def x_corner(self) -> float:
+        """Where the bounds of (A2b) and (A4) cross: x = 0, y = lambda_2 lambda_3."""
+        return 0.0
+
+    def upper(self, x):
+        """The bound of (A2b) on y = |chi_23|^2: (lambda_2 - x)(lambda_3 - x) (included)."""
+        lam = self.lambdas
+        return (lam[1] - np.asarray(x, dtype=float)) * (lam[2] - np.asarray(x, dtype=float))
+
+    def lower(self, x):
+        """The bound of (A4) on y = |chi_23|^2: (lambda_1 + x)(lambda_4 + x) (excluded)."""
+        lam = self.lambdas
+        return (lam[0] + np.asarray(x, dtype=float)) * (lam[3] + np.asarray(x, dtype=float))
+
+    def contains(self, x, y):
+        """True where (x, y) satisfies (A2a), (A2b) and (A4): an entangled, locally thermal state."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return (x >= self.x_min) & (x <= self.x_max) & (y >= 0) & (y <= self.upper(x)) & \
+            (y > self.lower(x))
+
+
+def correlation_region(TA: float = 2.0, TB: float = 1.0) -> CorrelationRegion:
+    """The region of Fig. 7 at local temperatures (TA, TB), in (0, inf] each."""
+    best = optimal_correlation(TA, TB)
+    return CorrelationRegion(float(TA), float(TB), lambdas(TA, TB), (best.chi11, best.chi23_abs ** 2),
+                             best.concurrence)
+
+
+def figure7(TA: float = 2.0, TB: float = 1.0, points: int = 401):
+    """Fig. 7: the conditions (A2a), (A2b) and (A4) in the plane x = chi_11, y = |chi_23|^2, the
+    admissible entangled region shaded, and the optimal correlation of Eq. 10 marked at the top
+    of its vertical edge, y = lambda_4 = (C0/2)^2. See :class:`CorrelationRegion`."""
+    plt = _pyplot()
+    region = correlation_region(TA, TB)
+    lam4 = region.lambdas[3]
+    span = region.x_max - region.x_min
+    x = np.linspace(region.x_min - 0.25 * span, region.x_max + 0.1 * span, points)
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    inside = np.linspace(region.x_min, region.x_corner, points)
+    ax.fill_between(inside, region.lower(inside), region.upper(inside), color="tab:orange",
+                    alpha=0.35, lw=0, label="all three conditions")
+    ax.plot(x, region.upper(x), color="tab:blue",
+            label=r"(A2b): $y \leq (\lambda_2 - x)(\lambda_3 - x)$")
+    ax.plot(x, region.lower(x), color="tab:red", ls="--",
+            label=r"(A4): $y > (\lambda_1 + x)(\lambda_4 + x)$")
+    for edge in (region.x_min, region.x_max):
+        ax.axvline(edge, color="black", ls=":", lw=1)
+    ax.plot([], [], color="black", ls=":", lw=1,
+            label=r"(A2a): $-\lambda_4 \leq x \leq \min(\lambda_2, \lambda_3)$")
+    ax.plot(*region.optimal, "o", color="black", ms=7,
+            label=rf"Eq. 10: $x = -\lambda_4$, $y = \lambda_4 = (\mathcal{{C}}_0/2)^2$, "
+                  rf"$\mathcal{{C}}_0 = {region.C0:.4f}$")
+    ax.annotate("", xy=(region.x_min, 0.0), xytext=(region.x_min, lam4),
+                arrowprops=dict(arrowstyle="<->", color="black", lw=1.2))
+    ax.text(region.x_min - 0.02 * span, lam4 / 2, r"$\lambda_4 = \mathcal{C}_0^2/4$", ha="right",
+            va="center", fontsize="small")
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(-0.05 * lam4, 1.6 * lam4)
+    ax.set_xlabel(r"$x = \chi_{11}$")
+    ax.set_ylabel(r"$y = |\chi_{23}|^2$")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
+    ax.grid(alpha=0.3)
+    ta, tb = (r"\infty" if math.isinf(t) else f"{t:g}" for t in (region.TA, region.TB))
+    ax.set_title(rf"Admissible correlations, $T_A = {ta}$, $T_B = {tb}$ (paper Fig. 7)",
+                 fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[int, Callable] = {1: figure1, 2: figure2, 4: figure4, 5: figure5, 6: figure6,
+                                7: figure7}
 
 
 def closed_run_figure(run: ClosedRun):
@@ -333,16 +455,14 @@ def save_figure(number: int, path: str | Path) -> Path:
 
 
 def save_all(out_dir: str | Path, progress: bool = False) -> dict:
-    """Draw Figs. 1, 2, 4, 5, 6 as PNG into ``out_dir`` and write ``summary.json`` with the key
+    """Draw Figs. 1, 2, 4, 5, 6, 7 as PNG into ``out_dir`` and write ``summary.json`` with the key
     numbers (isolated pair, transient anomalous heat, pump per cycle). Returns the summary."""
-    import numpy as np
-
     from .closed import concurrence_initial, sed_initial, tau_peak, theta
     from .info import mutual_information
     from .states import correlated_state
 
     out = check_output_dir(out_dir)
-    steps = ["fig1", "fig2", "transients", "fig4", "fig5", "pump", "fig6"]
+    steps = ["fig1", "fig2", "transients", "fig4", "fig5", "pump", "fig6", "fig7"]
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(steps), disable=not progress, desc="figures", unit="step", leave=False)
@@ -363,6 +483,7 @@ def save_all(out_dir: str | Path, progress: bool = False) -> dict:
         pump = HeatPump().run()
         done()
         done(save(pump_figure(pump), out / "fig6.png"))
+        done(save(figure7(), out / "fig7.png"))
     finally:
         bar.close()
     anomalous = runs["anomalous"]
