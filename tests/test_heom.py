@@ -554,6 +554,61 @@ def test_real_imag_form_equals_the_underdamped_bath():
     assert np.max(np.abs(a - b)) < 1e-13
 
 
+def _qutip_run_on_exponents(qbath, h, rho0, t, depth):
+    """QuTiP's HEOMSolver on one bath (coupled through sigma_x) given by its own exponents; rho and
+    the heat current."""
+    opts = dict(rtol=1e-11, atol=1e-13, nsteps=10**8, store_ados=True, progress_bar=False)
+    res = QtHEOMSolver(qt.liouvillian(qt.Qobj(h)), [qbath], max_depth=depth, options=opts).run(
+        qt.Qobj(rho0), t)
+    current = qutip_heat_currents([qbath], [SX], h)[0]
+    return (np.array([st.rho.full() for st in res.ado_states]),
+            np.array([current(None, st) for st in res.ado_states]))
+
+
+def test_ohmic_bath_fitted_by_qutip_runs_the_same_in_both_codes():
+    """QuTiP's OhmicEnvironment fitted by QuTiP ("cf", separate R and I exponents with complex
+    rates): the same exponents in qpump (from_real_imag) give QuTiP's dynamics and heat current."""
+    from qutip.core.environment import OhmicEnvironment
+
+    env = OhmicEnvironment(T=1.0, alpha=0.05, wc=5.0, s=1)
+    approx, _ = env.approximate("cf", np.linspace(0, 10, 300), Nr_max=2, Ni_max=2, target_rmse=None)
+    parts: dict[str, tuple[list, list]] = {"R": ([], []), "I": ([], [])}
+    for e in approx.exponents:
+        parts[e.type.name][0].append(e.ck)
+        parts[e.type.name][1].append(e.vk)
+    qbath = qt.solver.heom.BosonicBath(qt.sigmax(), *parts["R"], *parts["I"], combine=False)
+    assert any(abs(np.imag(v)) > 0.1 for v in parts["R"][1] + parts["I"][1])  # complex rates
+    h, rho0, t = 0.5 * SZ + 0.25 * SX, np.array([[0.3, 0.2 - 0.1j], [0.2 + 0.1j, 0.7]]), np.linspace(0, 6, 25)
+    rho_ref, j_ref = _qutip_run_on_exponents(qbath, h, rho0, t, depth=3)
+    bath = ExponentialBath.from_real_imag(SX, *parts["R"], *parts["I"])
+    res = HEOMSolver(h, [bath], depth=3).run(rho0, t)
+    assert np.max(np.abs(res.rho - rho_ref)) < 1e-7
+    assert np.max(np.abs(res.heat_current[:, 0] - j_ref)) < 1e-7
+    assert np.max(np.abs(j_ref)) > 1e-3
+
+
+def test_a_bath_fitted_by_qpump_runs_in_qutip_too():
+    """qpump's own fit of an Ohmic J (qpump.bathfit) as an ExponentialBath, and the same exponents
+    in QuTiP: one dynamics; the fit's reported error is its true deviation from the closed form."""
+    from qpump import bathfit
+
+    spectral = bathfit.ohmic_spectral_density(0.05, 5.0)
+    fit = bathfit.fit_spectral_density(spectral, 1.0, n_real=3, n_imag=2)
+    t_fit = fit.t
+    exact = bathfit.ohmic_correlation(0.05, 5.0, 1.0, t_fit)
+    assert abs(np.max(np.abs(fit.correlation(t_fit) - exact)) - fit.max_error) < 1e-9 * np.abs(exact[0])
+    bath = ExponentialBath.from_fit(SX, fit)
+    qbath = qt.solver.heom.BosonicBath(qt.sigmax(), fit.ck_real, fit.vk_real, fit.ck_imag, fit.vk_imag,
+                                       combine=False)
+    h, rho0, t = 0.5 * SZ + 0.25 * SX, np.diag([0.0, 1.0]).astype(complex), np.linspace(0, 6, 25)
+    rho_ref, j_ref = _qutip_run_on_exponents(qbath, h, rho0, t, depth=3)
+    res = HEOMSolver(h, [bath], depth=3).run(rho0, t)
+    assert np.max(np.abs(res.rho - rho_ref)) < 1e-7
+    assert np.max(np.abs(res.heat_current[:, 0] - j_ref)) < 1e-7
+    with pytest.raises(InvalidParameterError, match="ExponentFit"):
+        ExponentialBath.from_fit(SX, object())
+
+
 # ----------------------------------------------------------------------------------------------
 # Smooth time-dependent Hamiltonians: H(t) = H + sum_k f_k(t) V_k
 # ----------------------------------------------------------------------------------------------

@@ -196,6 +196,25 @@ class ExponentialBath:
         bath._delta = non_negative("delta", delta)
         return bath
 
+    @classmethod
+    def from_fit(cls, Q: np.ndarray, fit: object, delta: float = 0.0) -> ExponentialBath:
+        """A bath from a fit of its correlation function: a :class:`qpump.bathfit.ExponentFit`
+        (:func:`qpump.bathfit.fit_spectral_density`, :func:`qpump.bathfit.fit_correlation`) or
+        any object with QuTiP's ``ck_real, vk_real, ck_imag, vk_imag`` (see :meth:`from_real_imag`).
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``fit`` lacks those attributes, or as :meth:`from_real_imag`.
+        """
+        names = ("ck_real", "vk_real", "ck_imag", "vk_imag")
+        missing = [n for n in names if not hasattr(fit, n)]
+        if missing:
+            raise InvalidParameterError(
+                f"fit = {fit!r} has no {', '.join(missing)}: give a qpump.bathfit.ExponentFit")
+        ck_real, vk_real, ck_imag, vk_imag = (getattr(fit, n) for n in names)
+        return cls.from_real_imag(Q, ck_real, vk_real, ck_imag, vk_imag, delta)
+
     def _init(self, Q: np.ndarray) -> None:
         self._Q = hermitian("Q", Q)
         self._Q.setflags(write=False)
