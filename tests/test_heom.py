@@ -1005,3 +1005,19 @@ def test_qutip_objects_are_accepted_and_results_go_back_to_qutip():
     np.testing.assert_array_equal(check_state(rho0), rho0.full())
     np.testing.assert_array_equal(closed.propagate(rho0, [1.0], h)[0],
                                   closed.propagate(rho0.full(), [1.0], h.full())[0])
+
+
+def test_large_steady_states_are_solved_by_gmres_and_agree_with_the_lu(monkeypatch):
+    from qpump import steady_iterative
+
+    baths = [DrudeLorentzBath(QA, 0.1, 2.0, 2.0), DrudeLorentzBath(QB, 0.23, 2.0, 1.0)]
+    h = H0 + v_ab()
+    big = HEOMSolver(h, baths, depth=5)  # 462 ADOs, 7,392 unknowns
+    assert big.n_ados * 16 > steady_iterative.ITERATIVE_MIN_DIM
+    rho = big.steady_state().rho
+    info = big.steady_state_info
+    assert info["method"] == "gmres" and info["residual"] < 1e-11 and info["iterations"] > 1
+    monkeypatch.setattr(steady_iterative, "ITERATIVE_MIN_DIM", 10**9)
+    direct = HEOMSolver(h, baths, depth=5)
+    assert np.max(np.abs(direct.steady_state().rho - rho)) < 1e-9
+    assert direct.steady_state_info["method"] == "sparse LU"
