@@ -1,5 +1,6 @@
 """The paper's numbers with the exact HEOM (Sec. IV-V, Figs. 4-6): slower than test_pump.py."""
 
+import json
 import math
 
 import numpy as np
@@ -184,3 +185,55 @@ def test_the_phase_of_v_matters_with_baths_beyond_weak_coupling_and_not_without_
     local = [HeatPump(phi_v=phi, solver="lindblad", **strong).run(normal_reference=False).cycles[0].Q_B
              for phi in (0.0, -math.pi / 2, 1.0)]
     assert max(local) - min(local) < 1e-10 * abs(local[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Automatic truncation
+# ----------------------------------------------------------------------------------------------
+
+
+def test_automatic_truncation_converges_to_a_deep_reference():
+    pump = HeatPump(cycles=1, tau_relax=100.0, depth="auto", n_exp="auto", conv_tol=1e-5)
+    result = pump.run(normal_reference=False)
+    conv = result.convergence
+    assert conv.converged and conv.change < 1e-5 and conv.runs == len(conv.table) > 4
+    assert (result.params["depth"], result.params["n_exp"]) == (conv.depth, conv.n_exp)
+    assert result.params["depth_requested"] == "auto"
+    deep = HeatPump(cycles=1, tau_relax=100.0, depth=6, n_exp=5, expansion="pade").run(
+        normal_reference=False).cycles[0]
+    assert abs(result.cycles[0].Q_B - deep.Q_B) < 5e-5 and abs(result.cycles[0].Q_A - deep.Q_A) < 5e-5
+    assert "convergence" in result.to_json()
+    with pytest.raises(Exception, match="automatic"):
+        pump.memory_estimate()
+
+
+def test_a_search_stopped_by_its_budget_is_not_a_result(tmp_path, capsys):
+    from qpump.cli import main
+    from qpump.errors import NotConvergedError
+
+    pump = HeatPump(cycles=1, tau_relax=100.0, depth="auto", n_exp="auto", time_limit_s=0.05)
+    with pytest.raises(NotConvergedError, match="time limit") as info:
+        pump.run()
+    assert info.value.result.table and not info.value.result.converged
+    out = tmp_path / "o"
+    assert main(["pump", "--depth", "auto", "--relax", "100", "--cycles", "1", "--time-limit", "0.05",
+                 "-o", str(out), "--no-progress"]) == 3
+    assert "not converged" in capsys.readouterr().err
+    table = json.loads((out / "convergence.json").read_text())
+    assert table["converged"] is False and table["reason"] == "time limit"
+    assert not (out / "results.json").exists()
+
+
+def test_an_expansion_that_misses_detailed_balance_is_flagged_before_the_run():
+    from qpump.errors import InvalidParameterError, TruncationWarning
+
+    # One Pade pole at T = 0.2, 0.1: warned before the run, which then fails on its own check
+    with pytest.warns(TruncationWarning, match=r"detailed balance broken .*"), \
+            pytest.raises(InvalidParameterError, match="not unique"):
+        HeatPump(TA=0.2, TB=0.1, n_exp=1, expansion="pade", tau_relax=1.0, cycles=1).run(
+            normal_reference=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        HeatPump(tau_relax=1.0, cycles=1).run(normal_reference=False)  # the paper's truncation passes

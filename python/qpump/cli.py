@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -108,6 +109,16 @@ def _cmd_closed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _truncation(text: str) -> int | str:
+    """``auto`` or a non-negative integer (range checked by HeatPump, naming the option)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer or auto") from None
+
+
 def _pump_from_args(args: argparse.Namespace):
     from .pump import HeatPump
 
@@ -116,7 +127,8 @@ def _pump_from_args(args: argparse.Namespace):
         kappa_a=args.kappa_a, kappa_b=args.kappa_b, gamma=args.gamma, tau=args.tau,
         tau_relax=args.relax, ramp=args.ramp, ramp_time=args.ramp_time, cycles=args.cycles,
         depth=args.depth, n_exp=args.n_exp, expansion=args.expansion, initial=args.initial,
-        solver=args.solver, memory_limit_bytes=args.memory_limit,
+        solver=args.solver, memory_limit_bytes=args.memory_limit, conv_tol=args.conv_tol,
+        time_limit_s=args.time_limit,
     )
 
 
@@ -182,11 +194,22 @@ def _print_pump(result, pump, out) -> None:
 def _cmd_pump(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .errors import NotConvergedError
     from .figures import pump_figure, save
 
     out = check_output_dir(args.output)
     pump = _pump_from_args(args)
-    result = pump.run(progress=not args.no_progress)
+    try:
+        result = pump.run(progress=not args.no_progress)
+    except NotConvergedError as err:
+        # The search's table is the result of a run that did not converge: written, then exit 3.
+        table = err.result.to_json()  # type: ignore[attr-defined]
+        write_text_atomic(out / "convergence.json", dumps(table, indent=2) + "\n")
+        if not args.json:
+            print(err.result.table_text())  # type: ignore[attr-defined]
+        print(f"not converged; the convergence table is in {out}/convergence.json",
+              file=sys.stderr)
+        raise
     payload = result.to_json()
 
     def write_series(path) -> None:
@@ -201,6 +224,11 @@ def _cmd_pump(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(payload))
     else:
+        if result.convergence is not None:
+            conv = result.convergence
+            print(f"truncation converged to {conv.conv_tol:g} in {conv.runs} runs ({conv.seconds:.1f} "
+                  f"s): depth {conv.depth}, n_exp {conv.n_exp} ({conv.expansion})")
+            print(conv.table_text() + "\n")
         _print_pump(result, pump, out)
     return 0
 
@@ -441,11 +469,20 @@ def _pump_options(p: argparse.ArgumentParser) -> None:
             "linear or sin2", dest="ramp_time")
     p.add_argument("--cycles", type=int, default=paper.cycles,
                    help=f"number of cycles, >= 1 (default: {paper.cycles})")
-    p.add_argument("--depth", type=int, default=paper.depth,
-                   help="HEOM hierarchy depth, >= 1 (the heat currents come from the first tier; "
-                        f"default: {paper.depth})")
-    p.add_argument("--n-exp", type=int, default=paper.n_exp, dest="n_exp",
-                   help=f"HEOM exponents per bath besides the Drude term, >= 0 (default: {paper.n_exp})")
+    p.add_argument("--depth", type=_truncation, default=paper.depth,
+                   help="HEOM hierarchy depth, >= 1 (the heat currents come from the first tier), "
+                        f"or auto: raised until the heat per cycle converges (default: {paper.depth})")
+    p.add_argument("--n-exp", type=_truncation, default=paper.n_exp, dest="n_exp",
+                   help="HEOM exponents per bath besides the Drude term, >= 0, or auto: raised "
+                        "(comparing Matsubara with Pade) until the heat per cycle converges "
+                        f"(default: {paper.n_exp})")
+    _number(p, "--conv-tol", paper.conv_tol, "with --depth/--n-exp auto: the largest change of "
+            "Q_A, Q_B between successive truncations that counts as converged, > 0",
+            dest="conv_tol")
+    p.add_argument("--time-limit", type=parse_number, default=None, dest="time_limit",
+                   metavar="SECONDS", help="with --depth/--n-exp auto: wall-time budget of the "
+                   "search; reaching it (or --memory-limit) first exits with status 3 and the "
+                   "convergence table written (default: none)")
     p.add_argument("--memory-limit", type=parse_memory, default=None, dest="memory_limit",
                    metavar="SIZE",
                    help="largest memory the HEOM run may use, e.g. 8G or 512M (default: half the "
@@ -737,6 +774,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted("qpump")
     func: Callable[[argparse.Namespace], int] = args.func
     name = f"qpump {args.command}"
+
+    def show_warning(message, category, *_args, **_kwargs) -> None:  # one line, no source echo
+        print(f"{name}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show_warning
     try:
         return func(args)
     except ComputationError as err:

@@ -24,6 +24,8 @@ __all__ = [
     "IntegrationError",
     "InvariantViolationError",
     "OutputWriteError",
+    "NotConvergedError",
+    "TruncationWarning",
 ]
 
 
@@ -80,3 +82,19 @@ class InvariantViolationError(ComputationError):
 
 class OutputWriteError(ComputationError):
     """A result could not be written (permissions, a full disk, ...)."""
+
+
+class NotConvergedError(ComputationError):
+    """An automatic truncation (``depth="auto"``, ``n_exp="auto"``) reached a limit before its
+    quantity stopped changing; ``result`` is the :class:`qpump.convergence.ConvergenceResult`,
+    with the table of every run."""
+
+    def __init__(self, message: str, result: object) -> None:
+        self.result = result
+        super().__init__(message)
+
+
+class TruncationWarning(UserWarning):
+    """A bath expansion that misrepresents its bath at the system's frequencies (its spectrum or
+    detailed balance off by more than 1 %, see :func:`qpump.convergence.check_model`): the run
+    goes on, the numbers may be wrong."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -37,6 +38,8 @@ from .errors import (
     InvalidParameterError,
     InvalidStateError,
     InvariantViolationError,
+    NotConvergedError,
+    TruncationWarning,
 )
 from .heom import Ramp
 from .info import concurrence, local_energies, mutual_information, partial_trace
@@ -59,6 +62,8 @@ Q_B = np.kron(IDENTITY2, SIGMA_X)
 H_FREE = H_A + H_B
 
 EXPANSIONS = ("matsubara", "pade")
+#: The value of ``depth`` and ``n_exp`` that asks for the automatic truncation.
+AUTO = "auto"
 RAMPS = ("none", "linear", "sin2")
 #: Fewest output steps over a ramp (its work is Simpson's rule on them).
 RAMP_STEPS = 40
@@ -186,14 +191,21 @@ class HEOMBackend:
         self.where = (f"TA = {pump.TA:g}, TB = {pump.TB:g}, kappa_a = {pump.kappa_a:g}, "
                       f"kappa_b = {pump.kappa_b:g}, gamma = {pump.gamma:g}, depth = {pump.depth}, "
                       f"n_exp = {pump.n_exp} ({pump.expansion})")
+        depth, n_exp = pump.truncation
         baths = [
-            DrudeLorentzBath(Q_A, pump.kappa_a, pump.gamma, pump.TA, n_exp=pump.n_exp,
+            DrudeLorentzBath(Q_A, pump.kappa_a, pump.gamma, pump.TA, n_exp=n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
-            DrudeLorentzBath(Q_B, pump.kappa_b, pump.gamma, pump.TB, n_exp=pump.n_exp,
+            DrudeLorentzBath(Q_B, pump.kappa_b, pump.gamma, pump.TB, n_exp=n_exp,
                              expansion=pump.expansion, terminator=pump.terminator),
         ]
+        # Before any run: an expansion that misses its bath's spectrum or detailed balance at the
+        # pair's Bohr frequencies gives wrong numbers silently.
+        from .convergence import check_model
+
+        for line in check_model(pump.coupled_hamiltonian, baths).warnings:
+            warnings.warn(line, TruncationWarning, stacklevel=3)
         try:
-            self.solver = HEOMSolver(H_FREE, baths, depth=pump.depth,
+            self.solver = HEOMSolver(H_FREE, baths, depth=depth,
                                      memory_limit_bytes=pump.memory_limit_bytes)
         except InvalidParameterError as err:  # baths[0] is bath A, baths[1] bath B
             raise type(err)(f"the hierarchy of bath A (baths[0]) and bath B (baths[1]) at "
@@ -314,6 +326,8 @@ class PumpResult:
     normal_heat_current: float | None = None
     wall_time_s: float = 0.0
     contact_windows: list[tuple[float, float]] = field(default_factory=list)
+    #: The automatic truncation's search (``depth="auto"`` or ``n_exp="auto"``), else None.
+    convergence: Any = None
 
     @property
     def regime(self) -> str:
@@ -338,6 +352,7 @@ class PumpResult:
             ],
             "normal": {"heat_current": self.normal_heat_current},
             "wall_time_s": self.wall_time_s,
+            **({"convergence": self.convergence.to_json()} if self.convergence is not None else {}),
         }
 
 
@@ -382,7 +397,15 @@ class HeatPump:
     depth, n_exp, expansion, terminator
         HEOM truncation: hierarchy depth (>= 1: the heat currents are read from the first tier,
         so depth 0, which keeps no bath memory, has none), exponents besides the Drude term,
-        Matsubara or Pade.
+        Matsubara or Pade. ``depth="auto"`` and/or ``n_exp="auto"`` raise them (and, with
+        ``n_exp="auto"``, compare both expansions) until the heat per cycle changes by less than
+        ``conv_tol`` (:func:`qpump.convergence.converge_pump`); the result then carries the
+        convergence table, and a run that reaches the memory limit or ``time_limit_s`` first
+        raises :class:`~qpump.errors.NotConvergedError` with it.
+    conv_tol : float
+        Convergence tolerance of the automatic truncation on Q_A, Q_B (absolute, > 0).
+    time_limit_s : float, optional
+        Wall-time budget of the automatic truncation's search (default: none).
     solver : {"heom", "lindblad"}
         Exact HEOM or the weak-coupling local master equation.
     dt_contact, dt_relax : float
@@ -414,14 +437,16 @@ class HeatPump:
     chi11: float | None = None
     chi23: float | None = None
     initial: str = "equilibrated"
-    depth: int = 3
-    n_exp: int = 2
+    depth: int | str = 3
+    n_exp: int | str = 2
     expansion: str = "matsubara"
     terminator: bool = True
     solver: str = "heom"
     dt_contact: float = 0.01
     dt_relax: float = 0.1
     memory_limit_bytes: int | None = None
+    conv_tol: float = 1e-5
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("TA", "TB", "omega_c", "gamma", "tau", "dt_contact", "dt_relax"):
@@ -438,8 +463,16 @@ class HeatPump:
         if isinstance(self.cycles, bool) or not isinstance(self.cycles, (int, np.integer)) \
                 or self.cycles < 1:
             raise InvalidParameterError(f"cycles = {self.cycles!r} must be an integer >= 1")
-        check.non_negative_int("depth", self.depth, check.MAX_TRUNCATION)
-        check.non_negative_int("n_exp", self.n_exp, check.MAX_TRUNCATION)
+        for name in ("depth", "n_exp"):
+            if getattr(self, name) != AUTO:
+                check.non_negative_int(name, getattr(self, name), check.MAX_TRUNCATION)
+        check.positive("conv_tol", self.conv_tol)
+        if self.time_limit_s is not None:
+            check.positive("time_limit_s", self.time_limit_s)
+        if self.auto_truncation and self.solver != "heom":
+            raise InvalidParameterError(
+                f"depth = {self.depth!r}, n_exp = {self.n_exp!r}: only the HEOM has a truncation "
+                f"to converge (solver = {self.solver!r})")
         for name, allowed in (("expansion", EXPANSIONS), ("initial", INITIALS),
                               ("solver", SOLVERS), ("ramp", RAMPS)):
             check.one_of(name, getattr(self, name), allowed)
@@ -457,7 +490,7 @@ class HeatPump:
                 raise InvalidParameterError(
                     f"ramp = {self.ramp!r} needs solver = 'heom' (the local master equation has "
                     "no ramped coupling)")
-        if self.solver == "heom" and self.depth < 1:
+        if self.solver == "heom" and not self.auto_truncation and int(self.depth) < 1:
             raise InvalidParameterError(
                 f"depth = {self.depth} keeps no bath memory, so the pump has no heat current "
                 "(it is read from the first tier of the hierarchy); use depth >= 1")
@@ -469,6 +502,51 @@ class HeatPump:
     def v_phase(self) -> float:
         """phi_V, the phase of V_AB (``phi_v``, or delta when it is None)."""
         return self.delta if self.phi_v is None else float(self.phi_v)
+
+    @property
+    def truncation(self) -> tuple[int, int]:
+        """(depth, n_exp) as integers; an automatic truncation must be resolved first
+        (:meth:`converged`)."""
+        if self.auto_truncation:
+            raise InvalidParameterError(
+                "the truncation is automatic (depth or n_exp = 'auto'): the search estimates each "
+                "of its runs before it starts (HeatPump.converged)")
+        return int(self.depth), int(self.n_exp)
+
+    @property
+    def auto_truncation(self) -> bool:
+        """Whether ``depth`` or ``n_exp`` is ``"auto"``."""
+        return AUTO in (self.depth, self.n_exp)
+
+    def converged(self, progress: Callable[[Any], None] | None = None) -> tuple[HeatPump, Any]:
+        """This pump at the truncation the automatic search settles on, and the search's
+        :class:`~qpump.convergence.ConvergenceResult` (see ``depth="auto"``).
+
+        Raises
+        ------
+        NotConvergedError
+            If a limit is reached first (the message gives the last change; ``.result`` has the
+            table).
+        """
+        from .convergence import EXPANSIONS as ALL_EXPANSIONS
+        from .convergence import converge_pump
+
+        depths = range(1, 13) if self.depth == AUTO else [int(self.depth)]
+        n_exps = range(0, 9) if self.n_exp == AUTO else [int(self.n_exp)]
+        expansions = ALL_EXPANSIONS if self.n_exp == AUTO else (self.expansion,)
+        start = replace(self, depth=min(depths), n_exp=min(n_exps))
+        result = converge_pump(start, "heat", conv_tol=self.conv_tol, depths=depths, n_exps=n_exps,
+                               expansions=expansions, time_limit_s=self.time_limit_s,
+                               progress=progress)
+        if not result.converged:
+            changes = [row.change for row in result.table if row.change is not None]
+            change = f"{changes[-1]:.2e}" if changes else "none yet"
+            raise NotConvergedError(
+                f"the truncation did not converge to conv_tol = {self.conv_tol:g}: {result.reason} "
+                f"after {result.runs} runs in {result.seconds:.0f} s, last change {change} at depth "
+                f"{result.depth}, n_exp {result.n_exp} ({result.expansion})", result)
+        return replace(self, depth=result.depth, n_exp=result.n_exp,
+                       expansion=result.expansion), result
 
     def correlation(self):
         """The X-state correlation injected each cycle (built from the bare Gibbs lambdas), with
@@ -523,8 +601,9 @@ class HeatPump:
         if self.solver == "heom":
             from . import _core
 
-            n_exponents = 2 * (self.n_exp + 1)  # per bath: the Drude term and n_exp more
-            n_ados = _core.ado_count(n_exponents, self.depth)
+            depth, n_exp = self.truncation
+            n_exponents = 2 * (n_exp + 1)  # per bath: the Drude term and n_exp more
+            n_ados = _core.ado_count(n_exponents, depth)
             if n_ados is None or n_ados >= 2**32 - 1:
                 raise HierarchyTooLargeError(
                     f"depth = {self.depth} with n_exp = {self.n_exp} gives a hierarchy too large "
@@ -532,7 +611,7 @@ class HeatPump:
             parts["ADOs and integrator"] = _core.solver_memory_bytes(n_ados, 4, n_exponents)
             if (self.initial == "equilibrated" or normal_reference
                     or n_ados * 16 <= STEADY_FRAME_AUTO_DIM):
-                parts["steady state"] = steady_state_memory_bytes(n_ados, 4, n_exponents, self.depth)
+                parts["steady state"] = steady_state_memory_bytes(n_ados, 4, n_exponents, depth)
         parts["total"] = sum(parts.values())
         return parts
 
@@ -623,6 +702,14 @@ class HeatPump:
             If a state, the first law or the second law fails its check (see
             :mod:`qpump.invariants`): no result is returned.
         """
+        if self.auto_truncation and backend is None:
+            log = _log if progress else None
+            pump, convergence = self.converged(
+                progress=(lambda row: log(f"truncation: {row}")) if log else None)
+            result = pump.run(progress, normal_reference)
+            result.convergence = convergence
+            result.params.update(depth_requested=self.depth, n_exp_requested=self.n_exp)
+            return result
         start = time.perf_counter()
         memory = self._check_memory(normal_reference)
         backend = backend if backend is not None else self._backend(_log if progress else None)
