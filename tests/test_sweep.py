@@ -232,3 +232,15 @@ def test_kappa_sets_both_baths_at_the_papers_ratio_and_is_an_axis(tmp_path):
             _pump_for(bad)
     rows = run_sweep(SweepSpec(axes={"kappa": [0.01, 0.05]}, fixed=FAST), tmp_path, progress=False)
     assert all(r["error"] is None for r in rows) and rows[0]["Q_B"] != rows[1]["Q_B"]
+
+
+def test_automatic_truncation_per_point_and_an_unconverged_point_is_not_a_number(tmp_path):
+    spec = SweepSpec(axes={"kappa": [0.01, 0.05]},
+                     fixed={"depth": "auto", "n_exp": "auto", "relax": 60.0, "conv_tol": 1e-4})
+    rows = run_sweep(spec, tmp_path / "a", progress=False)
+    assert all(r["error"] is None and r["depth_used"] >= 2 for r in rows)
+    assert rows[1]["depth_used"] >= rows[0]["depth_used"]  # stronger coupling, deeper hierarchy
+    starved = SweepSpec(axes={"kappa": [0.01, 0.05]},
+                        fixed={"depth": "auto", "relax": 60.0, "time_limit": 1e-3})
+    rows = run_sweep(starved, tmp_path / "b", progress=False)
+    assert all(r["Q_B"] is None and r["error"].startswith("NotConvergedError") for r in rows)

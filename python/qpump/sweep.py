@@ -61,11 +61,13 @@ PARAMETERS: dict[str, tuple[str, type]] = {
     "chi11": ("chi11", float), "chi23": ("chi23", float),
     # Both baths at once: kappa_a = kappa, kappa_b = kappa_ratio * kappa (not HeatPump fields).
     "kappa": ("kappa", float), "kappa_ratio": ("kappa_ratio", float),
+    "conv_tol": ("conv_tol", float), "time_limit": ("time_limit_s", float),
 }
 #: kappa_B / kappa_A of the paper (0.023 / 0.01), the default of the ``kappa`` parameter.
 KAPPA_RATIO = 2.3
 RESULT_COLUMNS = ["Q_A", "Q_B", "I0", "efficiency", "carnot_bound", "W_on", "W_off",
-                  "first_law_residual", "tau_used", "wall_time_s", "error"]
+                  "first_law_residual", "tau_used", "depth_used", "n_exp_used", "expansion_used",
+                  "wall_time_s", "error"]
 OPTIMIZE_TARGETS = ("Q_B", "efficiency")
 #: Most points on one axis: every point is validated (a HeatPump built) before any run.
 MAX_AXIS_POINTS = 100_000
@@ -82,8 +84,9 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise InvalidParameterError(f"{where}: {name} = {value!r} must be a string")
         return value
+    if name in ("depth", "n_exp") and value == "auto":  # converged per point (HeatPump)
+        return value
     if isinstance(value, str):
-
         try:
             value = parse_number(value)
         except Exception:
@@ -311,6 +314,10 @@ def run_point(point: dict[str, Any], optimize_tau: str | None = None) -> dict[st
     row.update({c: None for c in RESULT_COLUMNS})
     try:
         pump = _pump_for(point)
+        if pump.auto_truncation:
+            # Converged once at the starting tau; a point whose search stops at its budget is
+            # recorded with that error (NotConvergedError), not as a number.
+            pump, _ = pump.converged()
         if optimize_tau:
             from dataclasses import replace
 
@@ -319,7 +326,9 @@ def run_point(point: dict[str, Any], optimize_tau: str | None = None) -> dict[st
         last = result.cycles[-1]
         row.update(Q_A=last.Q_A, Q_B=last.Q_B, I0=last.I0, efficiency=last.cop_ratio,
                    carnot_bound=last.carnot_bound, W_on=last.W_on, W_off=last.W_off,
-                   first_law_residual=last.first_law_residual, tau_used=pump.tau)
+                   first_law_residual=last.first_law_residual, tau_used=pump.tau,
+                   **({"depth_used": pump.depth, "n_exp_used": pump.n_exp,
+                       "expansion_used": pump.expansion} if pump.solver == "heom" else {}))
     except Exception as err:  # recorded, so that one bad point does not stop the map
         row["error"] = f"{type(err).__name__}: {err}"
     row["wall_time_s"] = time.perf_counter() - start
