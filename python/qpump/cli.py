@@ -409,11 +409,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:
-    from .figures import save_figure
+    from .figures import save, save_figure
 
     check_output_file(args.output, "-o", (".png", ".pdf", ".svg"))
-    path = save_figure(args.number, args.output)
-    print(f"figure {args.number} written to {path}")
+    if args.number != "coupling":
+        path = save_figure(int(args.number), args.output)
+        print(f"figure {args.number} written to {path}")
+        return 0
+    from pathlib import Path
+
+    from .coupling import DEFAULT_KAPPAS, coupling_figure, coupling_scan
+    from .pump import HeatPump
+
+    kappas = (DEFAULT_KAPPAS if args.kappas is None
+              else [parse_number(k) for k in args.kappas.split(",") if k.strip()])
+    rows = coupling_scan(kappas, conv_tol=args.conv_tol, time_limit_s=args.time_limit,
+                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+    table = Path(args.output).with_suffix(".json")
+    write_text_atomic(table, dumps([r.to_json() for r in rows], indent=2) + "\n")
+    path = save(coupling_figure(rows, HeatPump().carnot_bound), args.output)
+    print(f"figure coupling written to {path}, its table to {table}")
     return 0
 
 
@@ -753,13 +768,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine (default 0)")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("figure", help="draw one of the paper's figures",
-                       description="Draw one of the paper's figures (1, 2, 4, 5, 6, 7) to a PNG/PDF/SVG "
-                                   "file. Figs. 4-6 run the HEOM and take a while; Fig. 7 (the "
-                                   "admissible correlations of App. A) is drawn at T_A = 2, T_B = 1.")
-    p.add_argument("number", type=int, choices=[1, 2, 4, 5, 6, 7], help="figure number")
+    p = sub.add_parser("figure", help="draw one of the paper's figures, or qpump's own",
+                       description="Draw one of the paper's figures (1, 2, 4, 5, 6, 7) or one of "
+                                   "qpump's (coupling: the pump from weak to strong coupling, HEOM "
+                                   "converged at each kappa against the local master equation; "
+                                   "it also writes FILE's table as JSON beside it) to a PNG/PDF/SVG "
+                                   "file. Figs. 4-6 run the HEOM and take a while, coupling much "
+                                   "longer; Fig. 7 (the admissible correlations of App. A) is drawn "
+                                   "at T_A = 2, T_B = 1.")
+    p.add_argument("number", choices=["1", "2", "4", "5", "6", "7", "coupling"],
+                   metavar="NAME", help="figure number (1, 2, 4, 5, 6, 7) or name (coupling)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file (.png, .pdf or .svg)")
+    p.add_argument("--kappas", default=None, metavar="LIST",
+                   help="coupling: the kappa_A values, comma-separated (default: "
+                        "0.001,0.003,0.01,0.03,0.1,0.2,0.5); kappa_B = 2.3 kappa_A")
+    _number(p, "--conv-tol", 1e-4, "coupling: convergence tolerance of the truncation on Q_A, "
+            "Q_B at each kappa", dest="conv_tol")
+    p.add_argument("--time-limit", type=parse_number, default=None, dest="time_limit",
+                   metavar="SECONDS", help="coupling: budget of each kappa's truncation search; a "
+                   "kappa that does not converge in it is drawn from the master equation only")
     p.set_defaults(func=_cmd_figure)
     return parser
 

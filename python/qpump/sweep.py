@@ -286,7 +286,9 @@ def _key(point: dict[str, Any]) -> str:
     return hashlib.sha256(dumps(point, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _optimal_tau(pump: HeatPump, target: str) -> float:
+def optimal_tau(pump: HeatPump, target: str) -> float:
+    """The contact time maximizing ``target`` ("Q_B" or "efficiency") of one cycle, searched within
+    [0.25, 2] times the isolated pair's anomalous peak."""
     from dataclasses import replace
 
     from scipy.optimize import minimize_scalar
@@ -321,7 +323,7 @@ def run_point(point: dict[str, Any], optimize_tau: str | None = None) -> dict[st
         if optimize_tau:
             from dataclasses import replace
 
-            pump = replace(pump, tau=_optimal_tau(pump, optimize_tau))
+            pump = replace(pump, tau=optimal_tau(pump, optimize_tau))
         result = pump.run(normal_reference=False)
         last = result.cycles[-1]
         row.update(Q_A=last.Q_A, Q_B=last.Q_B, I0=last.I0, efficiency=last.cop_ratio,
