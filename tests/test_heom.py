@@ -1021,13 +1021,3 @@ def test_large_steady_states_are_solved_by_gmres_and_agree_with_the_lu(monkeypat
     direct = HEOMSolver(h, baths, depth=5)
     assert np.max(np.abs(direct.steady_state().rho - rho)) < 1e-9
     assert direct.steady_state_info["method"] == "sparse LU"
-
-
-def test_the_truncation_tools_are_reachable_from_qpump_heom():
-    import qpump.convergence
-    import qpump.heom
-
-    assert qpump.heom.converge_steady_state is qpump.convergence.converge_steady_state
-    assert qpump.heom.check_model is qpump.convergence.check_model
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        qpump.heom.nothing  # noqa: B018

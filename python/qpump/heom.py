@@ -1181,17 +1181,3 @@ class HEOMSolver:
         stationary = ADOState(ados, self._labels, 0.0)
         self._stationary[key] = stationary
         return stationary
-
-
-#: Names of :mod:`qpump.convergence` that are part of this module's API too (the truncation is a
-#: HEOM question): imported on first use, since that module builds on this one.
-_CONVERGENCE_API = ("check_model", "check_expansion", "converge", "converge_steady_state",
-                    "converge_dynamics")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _CONVERGENCE_API:
-        from . import convergence
-
-        return getattr(convergence, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
