@@ -67,7 +67,7 @@ def test_closed_table_and_plot(tmp_path, capsys):
     (["closed", "--points", "1"], "points = 1 must be an integer in [2, 1000000]"),
     (["closed", "--delta", "foo"], "argument --delta: 'foo' is not a number or pi expression"),
     (["closed", "--points", "x"], "argument --points: invalid int value: 'x'"),
-    (["figure", "3", "-o", "f.png"], "argument number: invalid choice: 3"),
+    (["figure", "3", "-o", "f.png"], "argument NAME: invalid choice: '3'"),
     (["figure", "1", "-o", "f.txt"], "must end in .png, .pdf or .svg"),
     (["bench", "--quick", "--qutip-method", "rk4"], "qutip_method = 'rk4' must be one of adams, bdf"),
     (["bench", "--quick", "--problem", "pump"], "problems = 'pump' must be one of pump_cycle"),

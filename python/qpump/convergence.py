@@ -18,10 +18,10 @@ answers the two questions a user otherwise guesses at (issue 16).
    steady state need not be a density matrix), a wrong ratio thermalises the system at the wrong
    temperature. Both fail silently in a run.
 2. **Which truncation is converged?** (:func:`converge`, and :func:`converge_steady_state`,
-   :func:`converge_dynamics`, :func:`converge_pump` for a model.) Depth and ``n_exp`` are raised
-   alternately until the quantity of interest stops changing, the memory of each next run is
-   estimated before it is built, and a time limit is kept. The result carries a table of every
-   run.
+   :func:`converge_dynamics` for a model, :func:`qpump.pump.converge_pump` for the pump.) Depth
+   and ``n_exp`` are raised alternately until the quantity of interest stops changing, the
+   memory of each next run is estimated before it is built, and a time limit is kept. The
+   result carries a table of every run.
 
 Conventions (docs/heom.md, docs/conventions.md): hbar = k_B = 1.
 """
@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -50,9 +50,6 @@ from .heom import (
     steady_state_memory_bytes,
 )
 
-if TYPE_CHECKING:
-    from .pump import HeatPump
-
 __all__ = [
     "bohr_frequencies",
     "expansion_spectrum",
@@ -68,7 +65,6 @@ __all__ = [
     "hierarchy_estimate",
     "converge_steady_state",
     "converge_dynamics",
-    "converge_pump",
     "EXPANSIONS",
     "SEARCH_ORDER",
     "DETAILED_BALANCE_FLOOR",
@@ -1266,65 +1262,3 @@ def converge_dynamics(
         memory_limit_bytes=memory_limit_bytes, time_limit_s=time_limit_s, progress=progress,
         # the steady-state frame (an LU) is used on small hierarchies: count it always
         estimate=hierarchy_estimate(d, baths_factory, steady_state=True, extra_bytes=series))
-
-
-#: What :func:`converge_pump` can converge.
-PUMP_QUANTITIES = ("heat", "current")
-
-
-def converge_pump(
-    pump: HeatPump,
-    quantity: str = "heat",
-    *,
-    conv_tol: float = 1e-5,
-    depths: Sequence[int] = range(1, 13),
-    n_exps: Sequence[int] = range(0, 9),
-    expansions: Sequence[str] = SEARCH_ORDER,
-    time_limit_s: float | None = None,
-    progress: Callable[[ConvergenceRow], None] | None = None,
-) -> ConvergenceResult:
-    """Converge the heat pump (paper Sec. V) in the truncation.
-
-    Parameters
-    ----------
-    pump : HeatPump
-        The model; its ``depth``, ``n_exp`` and ``expansion`` are replaced at every run, its
-        ``memory_limit_bytes`` is the limit (default half the physical memory).
-    quantity : {"heat", "current"}, optional
-        ``"heat"``: ``[Q_A, Q_B]`` of every cycle (shape (cycles, 2); a run without the normal
-        reference). ``"current"``: the normal reference, the steady heat current of the coupled
-        pair (shape (1,)).
-    conv_tol, depths, n_exps, expansions, time_limit_s, progress
-        As in :func:`converge`. The memory estimate is :meth:`HeatPump.memory_estimate`.
-
-    Returns
-    -------
-    ConvergenceResult
-    """
-    if quantity not in PUMP_QUANTITIES:
-        raise InvalidParameterError(f"quantity = {quantity!r} must be one of {', '.join(PUMP_QUANTITIES)}")
-    if pump.solver != "heom":
-        raise InvalidParameterError(f"pump.solver = {pump.solver!r}: only the HEOM has a truncation")
-    from .heom import default_memory_limit
-
-    def build(depth: int, n_exp: int, expansion: str) -> HeatPump:
-        return replace(pump, depth=depth, n_exp=n_exp, expansion=expansion)
-
-    def measure(p: HeatPump) -> np.ndarray:
-        if quantity == "heat":
-            result = p.run(normal_reference=False)
-            return np.array([[c.Q_A, c.Q_B] for c in result.cycles])
-        return np.array([p.normal_heat_current()])
-
-    def estimate(depth: int, n_exp: int, expansion: str) -> tuple[int | None, int]:
-        n_ados = _core.ado_count(2 * (n_exp + 1), depth)
-        try:
-            need = build(depth, n_exp, expansion).memory_estimate(normal_reference=quantity == "current")
-        except HierarchyTooLargeError:
-            return None, 2**63
-        return n_ados, int(need["total"])
-
-    return converge(build, measure, conv_tol=conv_tol, depths=depths, n_exps=n_exps,
-                    expansions=expansions,
-                    memory_limit_bytes=pump.memory_limit_bytes or default_memory_limit(),
-                    time_limit_s=time_limit_s, progress=progress, estimate=estimate)

@@ -55,7 +55,7 @@ from .states import (
 )
 
 __all__ = ["HeatPump", "PumpResult", "CycleRecord", "Segment", "PumpBackend", "HEOMBackend",
-           "LindbladBackend"]
+           "LindbladBackend", "converge_pump"]
 
 Q_A = np.kron(SIGMA_X, IDENTITY2)
 Q_B = np.kron(IDENTITY2, SIGMA_X)
@@ -399,7 +399,7 @@ class HeatPump:
         so depth 0, which keeps no bath memory, has none), exponents besides the Drude term,
         Matsubara or Pade. ``depth="auto"`` and/or ``n_exp="auto"`` raise them (and, with
         ``n_exp="auto"``, compare both expansions) until the heat per cycle changes by less than
-        ``conv_tol`` (:func:`qpump.convergence.converge_pump`); the result then carries the
+        ``conv_tol`` (:func:`converge_pump`); the result then carries the
         convergence table, and a run that reaches the memory limit or ``time_limit_s`` first
         raises :class:`~qpump.errors.NotConvergedError` with it.
     conv_tol : float
@@ -529,7 +529,6 @@ class HeatPump:
             table).
         """
         from .convergence import EXPANSIONS as ALL_EXPANSIONS
-        from .convergence import converge_pump
 
         depths = range(1, 13) if self.depth == AUTO else [int(self.depth)]
         n_exps = range(0, 9) if self.n_exp == AUTO else [int(self.n_exp)]
@@ -859,6 +858,71 @@ class HeatPump:
             "coupled": on, "cycle": cycle + 1,
         }
         return t, rho, series
+
+
+#: What :func:`converge_pump` can converge.
+PUMP_QUANTITIES = ("heat", "current")
+
+
+def converge_pump(
+    pump: HeatPump,
+    quantity: str = "heat",
+    *,
+    conv_tol: float = 1e-5,
+    depths: Sequence[int] = range(1, 13),
+    n_exps: Sequence[int] = range(0, 9),
+    expansions: Sequence[str] | None = None,
+    time_limit_s: float | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> Any:
+    """Converge the heat pump (paper Sec. V) in the truncation.
+
+    Parameters
+    ----------
+    pump : HeatPump
+        The model; its ``depth``, ``n_exp`` and ``expansion`` are replaced at every run, its
+        ``memory_limit_bytes`` is the limit (default half the physical memory).
+    quantity : {"heat", "current"}, optional
+        ``"heat"``: ``[Q_A, Q_B]`` of every cycle (shape (cycles, 2); a run without the normal
+        reference). ``"current"``: the normal reference, the steady heat current of the coupled
+        pair (shape (1,)).
+    conv_tol, depths, n_exps, expansions, time_limit_s, progress
+        As in :func:`qpump.convergence.converge` (``expansions`` None: its ``SEARCH_ORDER``).
+        The memory estimate is :meth:`HeatPump.memory_estimate`.
+
+    Returns
+    -------
+    qpump.convergence.ConvergenceResult
+    """
+    from . import _core
+    from .convergence import SEARCH_ORDER, converge
+    from .heom import default_memory_limit
+
+    if quantity not in PUMP_QUANTITIES:
+        raise InvalidParameterError(f"quantity = {quantity!r} must be one of {', '.join(PUMP_QUANTITIES)}")
+    if pump.solver != "heom":
+        raise InvalidParameterError(f"pump.solver = {pump.solver!r}: only the HEOM has a truncation")
+    def build(depth: int, n_exp: int, expansion: str) -> HeatPump:
+        return replace(pump, depth=depth, n_exp=n_exp, expansion=expansion)
+
+    def measure(p: HeatPump) -> np.ndarray:
+        if quantity == "heat":
+            result = p.run(normal_reference=False)
+            return np.array([[c.Q_A, c.Q_B] for c in result.cycles])
+        return np.array([p.normal_heat_current()])
+
+    def estimate(depth: int, n_exp: int, expansion: str) -> tuple[int | None, int]:
+        n_ados = _core.ado_count(2 * (n_exp + 1), depth)
+        try:
+            need = build(depth, n_exp, expansion).memory_estimate(normal_reference=quantity == "current")
+        except HierarchyTooLargeError:
+            return None, 2**63
+        return n_ados, int(need["total"])
+
+    return converge(build, measure, conv_tol=conv_tol, depths=depths, n_exps=n_exps,
+                    expansions=SEARCH_ORDER if expansions is None else expansions,
+                    memory_limit_bytes=pump.memory_limit_bytes or default_memory_limit(),
+                    time_limit_s=time_limit_s, progress=progress, estimate=estimate)
 
 
 def _joined(pieces: list[tuple[float, Segment]]) -> Segment:
