@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import re
 from contextlib import contextmanager
 
 import pytest
 
-from qpump.bench import STEADY_STATE_QUICK_ROWS, busy_processes, format_table, run_benchmarks
+from qpump.bench import (
+    ALL_PROBLEM_NAMES,
+    PROBLEM_NAMES,
+    STEADY_STATE_QUICK_ROWS,
+    STRONG_COUPLING_QUICK,
+    busy_processes,
+    format_table,
+    run_benchmarks,
+)
 from qpump.cli import main
 from qpump.errors import InvalidParameterError
 
@@ -121,3 +131,121 @@ def test_cli_bench_busy_1_starts_and_stops_its_processes(capsys, monkeypatch):
     alive_inside, procs = seen
     assert alive_inside == [True] and len(procs) == 1
     assert not procs[0].is_alive() and not multiprocessing.active_children()
+
+
+def test_strong_coupling_is_opt_in_and_named_in_the_registry():
+    assert PROBLEM_NAMES == ("pump_cycle", "deep_hierarchy", "steady_state")
+    assert ALL_PROBLEM_NAMES == PROBLEM_NAMES + ("strong_coupling",)
+    with pytest.raises(InvalidParameterError, match="must be one of .*strong_coupling"):
+        run_benchmarks(quick=True, progress=False, problems=("strong",))
+
+
+def test_quick_strong_coupling_each_code_in_its_subprocess_agrees_on_q_b(capsys):
+    """The strong-coupling problem at depth 2, relaxation 10 (45 ADOs) through the CLI: the JSON
+    schema, and qpump and QuTiP agreeing on the cycle's heat."""
+    pytest.importorskip("qutip")
+    from qpump.pump import HeatPump
+
+    assert main(["bench", "--quick", "--problem", "strong_coupling", "--qutip-method", "dop853", "--json",
+                 "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    (p,) = result["problems"]
+    assert p["name"] == "strong_coupling" and p["n_ados"] == 45 and p["busy"] == 0 and p["repeat"] == 1
+    for key, value in STRONG_COUPLING_QUICK.items():
+        assert p["params"][key] == value
+    assert (p["params"]["TA"], p["params"]["TB"], p["params"]["tau"]) == (2.0, 1.0, 6.1)
+    assert p["params"]["n_times"] == 611 + 101 - 1  # dt 0.01 over tau, 0.1 over the relaxation
+    assert p["qutip_method"] == "dop853" and p["qutip_tolerances"] == {"rtol": 1e-8, "atol": 1e-10}
+    assert "fastest accurate method of dop853" in p["equal_accuracy"]
+    (method,) = p["qutip_methods"]
+    assert method["method"] == "dop853" and method["accurate"] is True
+    assert method["Q_B"] == p["heat"]["qutip"]["Q_B"] and method["times_s"] == p["qutip_times_s"]
+    # both codes start from qpump's stationary hierarchy, stationary under QuTiP's generator too
+    assert 0 <= p["qutip_start_residual"] < 1e-12
+    # Q_A, Q_B of both codes, their difference, and each one's error against the reference
+    heat = p["heat"]
+    assert set(heat) == {"qpump", "qutip", "reference", "qutip_tight"} and heat["qutip_tight"] is None
+    q_p, q_q, q_r = heat["qpump"], heat["qutip"], heat["reference"]
+    assert q_p["Q_B"] > 0 > q_p["Q_A"]  # heat drawn from the cold bath B, given to A
+    assert p["Q_B_difference"] == pytest.approx(q_p["Q_B"] - q_q["Q_B"], abs=1e-15)
+    assert p["Q_A_difference"] == pytest.approx(q_p["Q_A"] - q_q["Q_A"], abs=1e-15)
+    assert p["Q_B_relative_difference"] < 1e-6 and abs(p["Q_A_difference"]) < 1e-6 * abs(q_p["Q_A"])
+    assert p["qpump_Q_B_relative_error"] < 1e-6 and p["qutip_Q_B_relative_error"] < 1e-6
+    assert p["qpump_accurate"] is True and p["qutip_accurate"] is True
+    assert abs(q_r["Q_B"] - q_p["Q_B"]) < 1e-6 * abs(q_r["Q_B"])
+    assert p["max_deviation"] < 1e-7 and p["qpump_error"] < 1e-7 and p["qutip_error"] < 1e-7
+    # the problem is HeatPump's cycle: its own run gives qpump's heat
+    record = HeatPump(**STRONG_COUPLING_QUICK, cycles=1).run(normal_reference=False).cycles[0]
+    assert record.Q_B == pytest.approx(q_p["Q_B"], rel=1e-9)
+    assert record.Q_A == pytest.approx(q_p["Q_A"], rel=1e-9)
+    # times and peak memory of each code (measured, never compared)
+    assert p["qpump_s"] == min(p["qpump_times_s"]) > 0 and p["qutip_s"] == min(p["qutip_times_s"]) > 0
+    assert p["ratio"] > 0 and p["ratio_median"] > 0
+    assert p["qpump_peak_rss_bytes"] > 0 and p["qutip_peak_rss_bytes"] > 0
+    assert p["memory_ratio"] == pytest.approx(p["qutip_peak_rss_bytes"] / p["qpump_peak_rss_bytes"])
+    assert p["memory_fraction"] == pytest.approx(1 / p["memory_ratio"])
+    assert set(p["targets"]) == {"speedup", "memory_fraction", "speedup_met", "memory_met"}
+    assert p["targets"]["speedup"] == 30 and p["targets"]["memory_fraction"] == 0.25
+    # the thread scaling, and the time per ADO per RHS against the bandwidth bound
+    assert [t["threads"] for t in p["threads"]] == [1, 2] and p["qpump_threads"] == 2
+    for t in p["threads"]:
+        assert len(t["times_s"]) == 1 and t["median_s"] > 0 and t["ns_per_ado_per_rhs"] > 0
+        assert t["cores_used"] > 0
+        assert t["peak_rss_bytes"] >= t["baseline_rss_bytes"] > 0
+    assert p["thread_speedup"] == pytest.approx(p["threads"][0]["median_s"] / p["threads"][1]["median_s"])
+    assert p["rhs_evaluations"] > p["steps"] > 0
+    assert p["ns_per_ado_per_rhs"] == p["threads"][1]["ns_per_ado_per_rhs"]
+    bw = p["bandwidth"]
+    # 8 exponents at depth 2: (1 x 8 + 8 x 9 + 8 x 1 + 28 x 2) / 45 neighbours on average
+    assert bw["n_exponents"] == 8 and bw["max_neighbours"] == 9
+    assert bw["mean_neighbours"] == pytest.approx(144 / 45)
+    assert bw["block_bytes"] == 256 and bw["bytes_per_ado_per_rhs"] == pytest.approx((2 + 144 / 45) * 256)
+    assert bw["bytes_per_ado_per_rhs_max"] == 18 * 256 and bw["copy_bytes_per_s"] > 0
+    bound = bw["bytes_per_ado_per_rhs"] / bw["copy_bytes_per_s"] * 1e9
+    assert bw["bound_ns_per_ado_per_rhs"] == pytest.approx(bound)
+    assert bw["fraction"] == pytest.approx(bw["bound_ns_per_ado_per_rhs"] / p["ns_per_ado_per_rhs"])
+    # one table row per code
+    assert [(c["code"], c["threads"], c["headline"]) for c in p["codes"]] == [
+        ("qpump", 2, True), ("qpump", 1, False), ("qutip", None, True)]
+    table = format_table(result)
+    assert "strong_coupling: one pump cycle" in table
+    rows = [line for line in table.splitlines() if re.match(r"(qpump|qutip dop853)( \*)? +(\d+|-) +\d", line)]
+    assert len(rows) == 3
+
+
+def test_the_start_mapped_onto_qutips_labels_is_qutips_own_stationary_hierarchy():
+    pytest.importorskip("qutip")
+    import numpy as np
+    from qutip.solver.heom import HEOMSolver as QtSolver
+
+    from qpump.bench import _qpump_start, _qutip_setup, _qutip_start, _strong_pump, qutip_liouvillian
+    from qpump.pump import H_FREE
+
+    pump = _strong_pump(STRONG_COUPLING_QUICK)
+    stationary, labels, info = _qpump_start(pump)
+    assert info["n_ados"] == len(labels) == 45
+    start, residual = _qutip_start(pump, stationary, labels)
+    qbaths, dims = _qutip_setup(pump)
+    _, own = QtSolver(qutip_liouvillian(H_FREE, qbaths, dims), qbaths, pump.depth,
+                      options={"progress_bar": False}).steady_state()
+    own = np.array(own._ado_state)
+    own[0] += pump.correlation().matrix.T
+    assert residual < 1e-12 and np.max(np.abs(start - own)) < 1e-12
+
+
+def test_qutips_compared_method_is_its_fastest_accurate_one():
+    from qpump.bench import QUTIP_METHODS, STRONG_COUPLING_QUTIP_METHODS, _fastest_accurate
+
+    def row(m, t, err, acc):
+        return {"method": m, "median_s": t, "Q_B_relative_error": err, "accurate": acc}
+
+    assert _fastest_accurate([]) is None
+    rows = [row("adams", 1.0, 2e-6, False), row("bdf", 3.0, 1e-7, True), row("dop853", 2.0, 1e-9, True)]
+    assert _fastest_accurate(rows)["method"] == "dop853"
+    rows = [row("adams", 1.0, 2e-6, False), row("bdf", 3.0, 5e-6, False)]
+    assert _fastest_accurate(rows)["method"] == "adams"  # none accurate: the most accurate
+    rows = [row("adams", 2.0, None, None), row("bdf", 1.0, None, None)]
+    assert _fastest_accurate(rows)["method"] == "bdf"  # no reference: the fastest
+    assert set(STRONG_COUPLING_QUTIP_METHODS) <= set(QUTIP_METHODS)
+    with pytest.raises(InvalidParameterError, match="qutip_methods = 'rk4' must be one of"):
+        run_benchmarks(quick=True, progress=False, problems=("strong_coupling",), qutip_methods=("rk4",))

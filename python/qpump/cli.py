@@ -761,8 +761,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "converged run on both problems; QuTiP's own default, adams, is 5e-7 off on "
                         "(b)); a wrong name lists the allowed ones")
     p.add_argument("--problem", action="append", metavar="NAME",
-                   help="run only this problem, pump_cycle, deep_hierarchy or steady_state (repeatable; "
-                        "default all)")
+                   help="run only this problem, pump_cycle, deep_hierarchy, steady_state or "
+                        "strong_coupling (repeatable; default all but strong_coupling, whose QuTiP "
+                        "runs take minutes: one pump cycle at kappa 0.1/0.23, depth 5, 3 Matsubara "
+                        "terms, each code in its own process with its peak memory)")
     p.add_argument("--busy", type=int, default=0, metavar="N",
                    help="run N busy-looping processes while the problems run, to measure on a busy "
                         "machine (default 0)")
