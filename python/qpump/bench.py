@@ -44,7 +44,7 @@ starts from the stationary hierarchy of the uncoupled pair with chi added (compu
 qpump, untimed, mapped onto QuTiP's ADO labels and checked stationary under QuTiP's generator),
 and is timed over its solvers' construction and the two segments; Q_A and Q_B are Simpson's
 integrals of the heat currents as in ``HeatPump.run``. Each run is a fresh Python process
-(:func:`_run_child`), so that its peak resident memory (VmHWM) is that code's alone; qpump runs
+(``_run_child``), so that its peak resident memory (VmHWM) is that code's alone; qpump runs
 with RAYON_NUM_THREADS 1 and 2 (``STRONG_COUPLING_THREADS``; the speedup and the time per ADO
 per right-hand side of each), QuTiP with each of ``STRONG_COUPLING_QUTIP_METHODS`` at
 ``QUTIP_TOLERANCES``. Equal accuracy: qpump at its defaults; QuTiP's time is its fastest method
