@@ -64,6 +64,23 @@ impl BlockSize for Dynamic {
     }
 }
 
+/// out += c [Q, x] for the row-major d x d blocks `out` and `x`, Q given by its entries.
+#[inline(always)]
+fn add_commutator(out: &mut [C64], q: &[Entry], c: C64, x: &[C64], d: usize) {
+    for &(i, j, qv) in q {
+        debug_assert!(i < d && j < d, "coupling entry ({i}, {j}) outside d = {d}");
+        if i >= d || j >= d {
+            continue; // lets the compiler drop the bounds checks below
+        }
+        let f = c * qv;
+        for l in 0..d {
+            // (Q x)_{il} += Q_ij x_jl ;  (x Q)_{lj} += x_li Q_ij
+            out[i * d + l] += f * x[j * d + l];
+            out[l * d + j] -= x[l * d + i] * f;
+        }
+    }
+}
+
 /// The transpose of the row-major d x d block `x` into `t`.
 #[inline(always)]
 fn transpose_into(x: &[C64], t: &mut [C64], d: usize) {
@@ -245,15 +262,7 @@ impl Couplings {
         let d2 = d * d;
         let minus_i_f = C64::new(0.0, -f);
         let one = |(a, o): (usize, &mut [C64])| {
-            let ya = &y[a * d2..(a + 1) * d2];
-            for &(i, j, vij) in v {
-                let c = minus_i_f * vij;
-                for l in 0..d {
-                    // (V y)_{il} += V_ij y_jl ;  (y V)_{lj} += y_li V_ij
-                    o[i * d + l] += c * ya[j * d + l];
-                    o[l * d + j] -= c * ya[l * d + i];
-                }
-            }
+            add_commutator(o, v, minus_i_f, &y[a * d2..(a + 1) * d2], d);
         };
         if n_ados < PARALLEL_MIN_ADOS {
             out.chunks_exact_mut(d2).enumerate().for_each(one);
@@ -340,17 +349,7 @@ impl Couplings {
             let p_s = p.as_mut();
             let delta = self.delta[bi];
             if delta != 0.0 {
-                for &(i, j, qv) in qb {
-                    debug_assert!(i < d && j < d, "coupling entry ({i}, {j}) outside d = {d}");
-                    if i >= d || j >= d {
-                        continue; // lets the compiler drop the bounds checks below
-                    }
-                    let f = -delta * qv;
-                    for l in 0..d {
-                        p_s[i * d + l] += f * ya[j * d + l];
-                        p_s[l * d + j] -= ya[l * d + i] * f;
-                    }
-                }
+                add_commutator(p_s, qb, C64::new(-delta, 0.0), ya, d);
                 any = true;
             }
             if !any {
