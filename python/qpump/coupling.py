@@ -124,8 +124,7 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
         if optimize_tau:
             converged = replace(converged, tau=optimal_tau(converged, "Q_B"))
         cycle = converged.run(normal_reference=False).cycles[0]
-        local = replace(converged, solver="lindblad", depth=3, n_exp=2).run(
-            normal_reference=False).cycles[0]
+        local = _master_equation_cycle(converged)
         gauge = replace(converged, phi_v=0.0).run(normal_reference=False).cycles[0]
         rows.append(CouplingRow(
             kappa=kappa, kappa_a=converged.kappa_a, kappa_b=converged.kappa_b, tau=converged.tau,
@@ -147,10 +146,15 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
     return rows
 
 
+def _master_equation_cycle(pump: HeatPump):
+    """The cycle of ``pump`` with the local master equation (its truncation fields are HEOM-only)."""
+    return replace(pump, solver="lindblad", depth=3, n_exp=2).run(normal_reference=False).cycles[0]
+
+
 def _unconverged(pump: HeatPump, kappa: float, err: NotConvergedError, seconds: float) -> CouplingRow:
     """The row of a kappa whose truncation search stopped at its budget: the local master
     equation's numbers only."""
-    local = replace(pump, solver="lindblad", depth=3, n_exp=2).run(normal_reference=False).cycles[0]
+    local = _master_equation_cycle(pump)
     search = err.result
     changes = [r.change for r in search.table if r.change is not None]  # type: ignore[attr-defined]
     return CouplingRow(
