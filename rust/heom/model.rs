@@ -450,8 +450,8 @@ impl Model {
         )
     }
 
-    /// max |L y| over all entries, for y in the working basis (Schrodinger picture).
-    pub(super) fn stationary_residual(&self, y: &[C64]) -> f64 {
+    /// L y for y in the working basis (Schrodinger picture): how far y is from stationary.
+    pub(super) fn generator_applied(&self, y: &[C64]) -> Vec<C64> {
         let d = self.d;
         let d2 = d * d;
         let bohr: Vec<f64> = (0..d2)
@@ -459,13 +459,9 @@ impl Model {
             .collect();
         let mut n = vec![C64::new(0.0, 0.0); y.len()];
         self.coup.apply_all(&self.hier, &self.q_nz, y, &mut n);
-        let mut worst: f64 = 0.0;
-        for (i, (nv, yv)) in n.iter().zip(y).enumerate() {
-            let r = (nv - (self.coup.decay[i / d2] + C64::new(0.0, bohr[i % d2])) * yv).norm();
-            if r.is_nan() || r > worst {
-                worst = r;
-            }
+        for (i, (nv, yv)) in n.iter_mut().zip(y).enumerate() {
+            *nv -= (self.coup.decay[i / d2] + C64::new(0.0, bohr[i % d2])) * yv;
         }
-        worst
+        n
     }
 }

@@ -259,6 +259,7 @@ impl Stepper {
         let q = model.q_at(t - state.t_ref());
         let y: &[C64] = if y_is_state { state.w() } else { &self.x };
         model.couplings().apply_all(model.hierarchy(), &q, y, out);
+        state.add_residual(model, t, out);
         if !model.drive().is_empty() {
             let v = model.drive_at(t - state.t_ref());
             for (term, v) in model.drive().iter().zip(&v) {

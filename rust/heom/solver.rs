@@ -215,6 +215,33 @@ mod tests {
         assert!(s.set_reference(&reference[1..]).is_err());
     }
 
+    /// The frame is a change of variables, exact for any reference: a random one, far from
+    /// stationary (its residual is carried as a forcing), gives the run without a frame.
+    #[test]
+    fn frame_with_any_reference_gives_the_same_run() {
+        let mut seed = 3;
+        let h = random_hermitian(4, &mut seed);
+        let y = random_vec(solver(&h).n_ados() * 16, &mut seed);
+        let reference = random_vec(y.len(), &mut seed);
+        let times = [0.0, 1.5, 3.0];
+        let run = |with_reference: bool| {
+            let mut s = solver(&h);
+            s.set_state(0.0, &y).unwrap();
+            if with_reference {
+                assert!(s.set_reference(&reference).unwrap() > 0.1);
+            }
+            let mut rhos = Vec::new();
+            s.propagate(&times, |_, o| rhos.extend(o.rho)).unwrap();
+            (rhos, s.state())
+        };
+        let (rho_plain, end_plain) = run(false);
+        let (rho_frame, end_frame) = run(true);
+        for (plain, frame) in [(&rho_plain, &rho_frame), (&end_plain, &end_frame)] {
+            let diff = max_diff(plain, frame);
+            assert!(diff < 1e-6, "{diff}");
+        }
+    }
+
     /// The stationarity residual is max |L y| of the assembled generator (a diagonal H keeps
     /// the eigenbasis equal to the computational one, where the generator is assembled).
     #[test]

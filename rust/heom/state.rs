@@ -6,12 +6,27 @@
 //! forcing oscillate for ever and caps the step size at a fraction of the Bohr period, long after
 //! the transient has died. The HEOM are linear, so with a stationary solution y_s (L y_s = 0) of
 //! the current H the deviation d = y - y_s obeys the same equations; it decays, and the steps
-//! grow as it does. The reference is held scaled, in H's eigenbasis, in the Schrodinger picture,
-//! and is added back whenever the state or an observable leaves the solver.
+//! grow as it does. A solved y_s is stationary only to rounding, so the deviation is integrated
+//! with the constant forcing r = L y_s it really has (d' = L d + r): the frame is then an exact
+//! change of variables for any reference, and pays off when the reference is nearly stationary.
+//! The reference and r are held scaled, in H's eigenbasis, in the Schrodinger picture; the
+//! reference is added back whenever the state or an observable leaves the solver.
 
 use super::error::{HeomError, HeomResult};
 use super::linalg::{adjoint, matmul, C64};
 use super::model::{check_matrix, Model};
+use super::rhs::PARALLEL_MIN_ADOS;
+use rayon::prelude::*;
+
+/// Blocks per parallel work item when the residual forcing is added.
+const RESIDUAL_CHUNK_BLOCKS: usize = 64;
+
+/// The stationary reference subtracted from the state and its residual r = L y_s.
+#[derive(Debug, Clone)]
+struct Reference {
+    ados: Vec<C64>,
+    residual: Vec<C64>,
+}
 
 /// ADOs, time and stationary reference.
 #[derive(Debug, Clone)]
@@ -20,7 +35,7 @@ pub struct State {
     t_ref: f64,
     w: Vec<C64>,
     /// Stationary hierarchy subtracted from `w`: scaled, eigenbasis, Schrodinger picture.
-    reference: Option<Vec<C64>>,
+    reference: Option<Reference>,
 }
 
 impl State {
@@ -100,7 +115,7 @@ impl State {
     #[inline]
     pub(super) fn schrodinger_entry(&self, ph: &[C64], w: &[C64], i: usize) -> C64 {
         let x = w[i] * ph[i % ph.len()];
-        self.reference.as_ref().map_or(x, |r| x + r[i])
+        self.reference.as_ref().map_or(x, |r| x + r.ados[i])
     }
 
     /// The full hierarchy (unscaled, computational basis, row-major blocks).
@@ -126,7 +141,11 @@ impl State {
         };
         let d2 = model.dim() * model.dim();
         let ph = model.phases(self.t - self.t_ref);
-        for (blk, rblk) in self.w.chunks_exact_mut(d2).zip(reference.chunks_exact(d2)) {
+        for (blk, rblk) in self
+            .w
+            .chunks_exact_mut(d2)
+            .zip(reference.ados.chunks_exact(d2))
+        {
             for ((x, r), p) in blk.iter_mut().zip(rblk).zip(&ph) {
                 *x += sign * r * p.conj();
             }
@@ -138,16 +157,52 @@ impl State {
     /// computational basis, row-major blocks) of the current Hamiltonian.
     ///
     /// Returns the largest entry of the generator applied to the (rescaled) reference, i.e. how
-    /// far it is from stationary: the deviation is propagated as if it were zero, so a residual r
-    /// shifts the result by at most about r times the propagated time.
+    /// far it is from stationary (NaN if it has a non-finite entry). The deviation is integrated
+    /// with that residual as a forcing (see [`State::add_residual`]), so the result does not
+    /// depend on it; a large one only makes the steps short.
     pub(super) fn set_reference(&mut self, model: &Model, ados: &[C64]) -> HeomResult<f64> {
         model.check_ados("reference", ados)?;
         self.clear_reference(model);
         let reference = model.to_working(ados);
-        let residual = model.stationary_residual(&reference);
-        self.reference = Some(reference);
+        let residual = model.generator_applied(&reference);
+        let largest = residual
+            .iter()
+            .map(|r| r.norm())
+            .fold(
+                0.0,
+                |worst: f64, r| if r.is_nan() || r > worst { r } else { worst },
+            );
+        self.reference = Some(Reference {
+            ados: reference,
+            residual,
+        });
         self.fold_reference(model, -1.0);
-        Ok(residual)
+        Ok(largest)
+    }
+
+    /// Add the reference's residual forcing at time t, in the interaction picture
+    /// (e^{i (E_i - E_j)(t - t_ref)} r_ij), to a forcing `out` of the whole hierarchy.
+    pub(super) fn add_residual(&self, model: &Model, t: f64, out: &mut [C64]) {
+        let Some(reference) = &self.reference else {
+            return;
+        };
+        let d2 = model.dim() * model.dim();
+        let ph = model.phases(t - self.t_ref);
+        let add = |(o, r): (&mut [C64], &[C64])| {
+            for ((x, rv), p) in o.iter_mut().zip(r).zip(ph.iter().cycle()) {
+                *x += rv * p.conj();
+            }
+        };
+        let chunk = d2 * RESIDUAL_CHUNK_BLOCKS;
+        if model.n_ados() >= PARALLEL_MIN_ADOS {
+            out.par_chunks_mut(chunk)
+                .zip(reference.residual.par_chunks(chunk))
+                .for_each(add);
+        } else {
+            out.chunks_mut(chunk)
+                .zip(reference.residual.chunks(chunk))
+                .for_each(add);
+        }
     }
 
     /// Return to integrating the whole state (the reference is added back).
