@@ -36,6 +36,7 @@ from ._validate import (
     square_matrix,
 )
 from .errors import (
+    ComputationError,
     HierarchyTooLargeError,
     IntegrationError,
     InvalidParameterError,
@@ -60,16 +61,13 @@ __all__ = [
 DEFAULT_RTOL = 1e-7
 #: Default absolute tolerance of the HEOM integrator (local error per step, rescaled ADOs).
 DEFAULT_ATOL = 1e-9
-#: Largest Liouville dimension (ADOs x d^2) for which ``steady_frame=None`` uses the steady-state
-#: frame: the sparse LU of the stationary problem takes ~10 ms at 1,344 and ~0.2 s at 7,392 here,
-#: but its fill-in grows fast (15 s at 48,048).
-STEADY_FRAME_AUTO_DIM = 8192
 #: The steady-state frame is used only for runs spanning at least this many periods of the
 #: largest Bohr frequency of H: the stationary part costs a few steps per period, the sparse LU
 #: that removes it a fixed amount.
 STEADY_FRAME_MIN_PERIODS = 10.0
-#: A stationary reference is used only if max |L y_s| times the propagated time stays below this
-#: fraction of atol (the deviation is propagated as if y_s were exactly stationary).
+#: A stationary reference is used only if max |L y_s| is below this fraction of atol. Its residual
+#: is carried as a forcing, so the run is exact either way; one above is a failed solve (seen: a
+#: singular generator's 1e17-sized garbage), whose subtraction would cost digits and steps.
 _RESIDUAL_BUDGET = 0.01
 
 
@@ -725,11 +723,12 @@ class HEOMSolver:
         Integrate the deviation from the stationary hierarchy of the current H instead of the
         whole state. In the interaction picture the stationary part rotates at the Bohr
         frequencies for ever and keeps the steps short; the deviation decays, so long
-        relaxations take far fewer steps. The stationary state is computed once per Hamiltonian
-        (sparse LU, as :meth:`steady_state`) and cached. None (default): on when the hierarchy is
-        small enough for that to be cheap (``n_ados * d**2 <= STEADY_FRAME_AUTO_DIM``), the model
-        has a unique steady state and the run spans at least ``STEADY_FRAME_MIN_PERIODS``
-        periods of the largest Bohr frequency of H.
+        relaxations take far fewer steps. The stationary state is solved once per Hamiltonian
+        (as :meth:`steady_state`) and cached, or given by :meth:`set_stationary`; its rounding-level
+        residual is carried along, so the frame changes no result beyond the tolerances. None
+        (default): on when the run spans at least ``STEADY_FRAME_MIN_PERIODS`` periods of the
+        largest Bohr frequency of H, has no drive, and the model has a unique steady state that
+        fits in ``memory_limit_bytes``.
 
     Raises
     ------
@@ -826,12 +825,8 @@ class HEOMSolver:
         self._labels.setflags(write=False)
         if steady_frame is not None and not isinstance(steady_frame, bool):
             raise InvalidParameterError(f"steady_frame = {steady_frame!r} must be True, False or None")
-        if steady_frame is None:
-            steady_frame = self.n_ados * d * d <= STEADY_FRAME_AUTO_DIM
-            self._frame_required = False
-        else:
-            self._frame_required = steady_frame
-        self._steady_frame = steady_frame
+        self._frame_required = steady_frame is True
+        self._steady_frame = steady_frame is not False
         self._stationary: dict[bytes, ADOState | None] = {}
         self._drive: list[tuple[np.ndarray, Ramp | Callable[[float], float]]] = []
         #: How the last steady state was solved: method ("sparse LU" or "gmres"), residual
@@ -923,22 +918,22 @@ class HEOMSolver:
         """The drive terms ``(V_k, f_k)`` (empty: H is constant)."""
         return list(self._drive)
 
-    def _initial_ados(self, rho0: np.ndarray | ADOState) -> np.ndarray:
+    def _initial_ados(self, rho0: np.ndarray | ADOState, name: str = "rho0") -> np.ndarray:
         d = self.dim
         if isinstance(rho0, ADOState):
             ados = np.asarray(rho0.ados, dtype=complex)
             if ados.shape != (self.n_ados, d, d):
                 raise InvalidParameterError(
-                    f"rho0 is an ADOState of shape {ados.shape}, the solver needs {(self.n_ados, d, d)}"
+                    f"{name} is an ADOState of shape {ados.shape}, the solver needs {(self.n_ados, d, d)}"
                 )
             if not np.array_equal(rho0.labels, self._labels):
-                raise InvalidParameterError("rho0 is an ADOState of a different hierarchy")
+                raise InvalidParameterError(f"{name} is an ADOState of a different hierarchy")
             if not np.all(np.isfinite(ados)):
-                raise InvalidParameterError("rho0 contains non-finite ADOs")
-            _check_state("rho0.rho", ados[0])
+                raise InvalidParameterError(f"{name} contains non-finite ADOs")
+            _check_state(f"{name}.rho", ados[0])
             return np.ascontiguousarray(ados)
-        rho = square_matrix("rho0", rho0, d)
-        _check_state("rho0", rho)
+        rho = square_matrix(name, rho0, d)
+        _check_state(name, rho)
         ados = np.zeros((self.n_ados, d, d), dtype=complex)
         ados[0] = rho
         return ados
@@ -1051,7 +1046,7 @@ class HEOMSolver:
         if key not in self._stationary:
             try:
                 self._stationary_hierarchy()  # cached under this key
-            except InvalidParameterError:
+            except (InvalidParameterError, ComputationError):  # incl. too large, GMRES failed
                 if self._frame_required:
                     raise
                 self._stationary[key] = None
@@ -1059,13 +1054,13 @@ class HEOMSolver:
         if stationary is None:
             return None
         residual = float(self._core.set_reference(np.ascontiguousarray(stationary.ados)))
-        if residual * max(span, 1.0) > _RESIDUAL_BUDGET * self._atol:
+        if not residual <= _RESIDUAL_BUDGET * self._atol:  # NaN too
             self._core.clear_reference()
             if self._frame_required:
                 raise IntegrationError(
                     f"steady_frame: the stationary state is not accurate enough (max |L y_s| = "
-                    f"{residual:.2e} over a span of {span:g}; the generator may be singular, with "
-                    "no unique steady state); use steady_frame=False"
+                    f"{residual:.2e} against {_RESIDUAL_BUDGET:g} atol; the generator may be "
+                    "singular, with no unique steady state); use steady_frame=False"
                 )
             return None
         return residual
@@ -1107,6 +1102,35 @@ class HEOMSolver:
             cause="the model may have no unique steady state (a part of the system without a "
                   "bath) or the truncation (depth, n_exp, expansion) is too poor for it")
         return ADOState(state.ados.copy(), self._labels, 0.0, self._dims)
+
+    def set_stationary(self, stationary: ADOState) -> None:
+        """Give the stationary hierarchy of the current Hamiltonian, solved before (an earlier
+        :meth:`steady_state` of the same model, saved and loaded), instead of solving for it again.
+
+        :meth:`steady_state` returns it and runs use it as the steady-state frame's reference.
+        Nothing is trusted: a run measures its residual max |L y_s| and uses the frame only when
+        that is below 1 % of atol (the residual is carried as a forcing, so the result does not
+        depend on it); ``steady_state_info`` says ``{"method": "given"}``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``stationary`` is not an ADOState of this hierarchy with a density matrix as its
+            system state, or the Hamiltonian is driven.
+        """
+        if not isinstance(stationary, ADOState):
+            raise InvalidParameterError(
+                f"stationary is a {type(stationary).__name__}: give an ADOState of this hierarchy")
+        if self._drive:
+            raise InvalidParameterError(
+                "set_stationary(): the Hamiltonian is driven (set_drive), so there is no steady "
+                "state of it; remove the drive with set_drive(None) first")
+        ados = self._initial_ados(stationary, "stationary").copy()
+        ados.setflags(write=False)
+        if len(self._stationary) >= 8:
+            self._stationary.clear()
+        self._stationary[self._H.tobytes()] = ADOState(ados, self._labels, 0.0)
+        self.steady_state_info = {"method": "given"}
 
     def _stationary_hierarchy(self) -> ADOState:
         """The stationary hierarchy of the current H, solved once per H and cached read-only."""

@@ -572,12 +572,12 @@ class HeatPump:
         """All parameters as a JSON-ready dict."""
         return asdict(self)
 
-    def memory_estimate(self, normal_reference: bool = True) -> dict[str, int]:
+    def memory_estimate(self) -> dict[str, int]:
         """Estimated peak memory of :meth:`run`, in bytes, before anything is allocated.
 
         The parts: this process now, the modules qpump imports lazily, the hierarchy (ADOs and
-        integrator history), the steady states the run solves (the initial state, the normal
-        reference, the steady-state frame: a sparse LU, or GMRES for large hierarchies; see
+        integrator history), the steady state the run solves once (the initial state and the
+        relaxation's steady-state frame; a sparse LU, or GMRES for large hierarchies; see
         :func:`qpump.heom.steady_state_memory_bytes`) and the time series; ``"total"`` is their
         sum. Against the measured peak resident memory of ``qpump pump`` (which also draws
         Fig. 6, not counted here): 0.68x at depth 3 (93 MB against 136 MB, the figure being most
@@ -588,7 +588,6 @@ class HeatPump:
 
         from .heom import (
             LAZY_IMPORTS_BYTES,
-            STEADY_FRAME_AUTO_DIM,
             process_memory_bytes,
             steady_state_memory_bytes,
         )
@@ -612,16 +611,15 @@ class HeatPump:
                     f"depth = {self.depth} with n_exp = {self.n_exp} gives a hierarchy too large "
                     "to index; lower depth or n_exp")
             parts["ADOs and integrator"] = _core.solver_memory_bytes(n_ados, 4, n_exponents)
-            if (self.initial == "equilibrated" or normal_reference
-                    or n_ados * 16 <= STEADY_FRAME_AUTO_DIM):
-                parts["steady state"] = steady_state_memory_bytes(n_ados, 4, n_exponents, depth)
+            # the start's and the relaxation frame's (one solve, cached)
+            parts["steady state"] = steady_state_memory_bytes(n_ados, 4, n_exponents, depth)
         parts["total"] = sum(parts.values())
         return parts
 
-    def _check_memory(self, normal_reference: bool) -> dict[str, int]:
+    def _check_memory(self) -> dict[str, int]:
         from .heom import default_memory_limit, memory_error
 
-        parts = self.memory_estimate(normal_reference)
+        parts = self.memory_estimate()
         limit = self.memory_limit_bytes or default_memory_limit()
         if parts["total"] > limit:
             raise memory_error("the pump run", parts["total"], limit,
@@ -714,7 +712,7 @@ class HeatPump:
             result.params.update(depth_requested=self.depth, n_exp_requested=self.n_exp)
             return result
         start = time.perf_counter()
-        memory = self._check_memory(normal_reference)
+        memory = self._check_memory()
         backend = backend if backend is not None else self._backend(_log if progress else None)
         if backend.log:
             from .heom import format_bytes
@@ -914,7 +912,7 @@ def converge_pump(
     def estimate(depth: int, n_exp: int, expansion: str) -> tuple[int | None, int]:
         n_ados = _core.ado_count(2 * (n_exp + 1), depth)
         try:
-            need = build(depth, n_exp, expansion).memory_estimate(normal_reference=quantity == "current")
+            need = build(depth, n_exp, expansion).memory_estimate()
         except HierarchyTooLargeError:
             return None, 2**63
         return n_ados, int(need["total"])
