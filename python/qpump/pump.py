@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.integrate import simpson
 
 from . import _validate as check
 from . import invariants
@@ -658,6 +657,8 @@ class HeatPump:
                 (self.coupled_hamiltonian, _grid(self.tau - self.ramp_time, self.dt_contact), None,
                  1.0),
                 (self.coupled_hamiltonian, ramp_grid, fall, 1.0)]
+        from scipy.integrate import simpson  # scipy: imported when first needed
+
         pieces, works, work_error, start = [], [], 0.0, 0.0
         for hamiltonian, times, profile, carried in plan:
             if times[-1] == 0.0:  # no plateau when ramp_time = tau
