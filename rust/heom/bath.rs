@@ -187,19 +187,21 @@ pub fn pade_poles(n: usize) -> (Vec<f64>, Vec<f64>) {
         .map(|z| 2.0 / z)
         .collect();
     let prefactor = 0.5 * (n as f64) * (2 * (n + 1) + 1) as f64;
+    // The products of the numerator and of the denominator each overflow from n of about 45 (their
+    // factors reach xi_max^2 ~ 1e7); the zeta and the other xi interlace, so taking them as
+    // ratios, the i-th zeta against the i-th other xi (both descending), keeps every partial
+    // product of moderate size.
     let eta = (0..n)
         .map(|j| {
             let xj2 = xi[j] * xi[j];
-            let mut t = prefactor;
-            for z in &zeta {
-                t *= z * z - xj2;
-            }
-            for (k, x) in xi.iter().enumerate() {
-                if k != j {
-                    t /= x * x - xj2;
-                }
-            }
-            t
+            let others = xi
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| k != j)
+                .map(|(_, x)| x);
+            zeta.iter()
+                .zip(others)
+                .fold(prefactor, |t, (z, x)| t * (z * z - xj2) / (x * x - xj2))
         })
         .collect();
     (xi, eta)
@@ -398,18 +400,25 @@ mod tests {
         assert_eq!(none.delta, 0.0);
     }
 
+    /// The Pade decomposition 1/x + 1/2 + sum_j 2 eta_j x / (x^2 + xi_j^2) of 1 / (1 - e^{-x}).
+    fn pade_bose(xi: &[f64], eta: &[f64], x: f64) -> f64 {
+        1.0 / x
+            + 0.5
+            + xi.iter()
+                .zip(eta)
+                .map(|(p, e)| 2.0 * e * x / (x * x + p * p))
+                .sum::<f64>()
+    }
+
     #[test]
     fn pade_matches_bose_function_and_reference() {
         let (xi, eta) = pade_poles(4);
         for x in [0.1_f64, 0.7, 2.0, 5.0] {
             let exact = 1.0 / (1.0 - (-x).exp());
-            let approx: f64 = 1.0 / x
-                + 0.5
-                + xi.iter()
-                    .zip(&eta)
-                    .map(|(p, e)| 2.0 * e * x / (x * x + p * p))
-                    .sum::<f64>();
-            assert!((exact - approx).abs() < 1e-9 * exact, "x = {x}");
+            assert!(
+                (exact - pade_bose(&xi, &eta, x)).abs() < 1e-9 * exact,
+                "x = {x}"
+            );
         }
         // Reference values (QuTiP DrudeLorentzPadeBath, lam = 0.01, gamma = 2, T = 2, Nk = 2).
         let b = drude_lorentz(0.01, 2.0, 2.0, 2, Expansion::Pade, true).unwrap();
@@ -420,6 +429,23 @@ mod tests {
         assert!(b.delta.abs() < 1e-10);
         assert_eq!(pade_poles(0).0.len(), 0);
         assert_eq!(pade_poles(3).0.len(), 3);
+    }
+
+    /// Many poles: the weights used to overflow from N of about 45 (reported as gamma coinciding
+    /// with a pole); they stay finite and positive and the decomposition stays exact.
+    #[test]
+    fn many_pade_poles_keep_finite_weights() {
+        let (xi, eta) = pade_poles(46);
+        assert_eq!((xi.len(), eta.len()), (46, 46));
+        assert!(eta.iter().all(|e| e.is_finite() && *e > 0.0));
+        for x in [0.3_f64, 3.0, 30.0] {
+            let exact = 1.0 / (1.0 - (-x).exp());
+            assert!(
+                (exact - pade_bose(&xi, &eta, x)).abs() < 1e-12 * exact,
+                "x = {x}"
+            );
+        }
+        assert!(drude_lorentz(0.1, 2.0, 1.0, 46, Expansion::Pade, true).is_ok());
     }
 
     #[test]
