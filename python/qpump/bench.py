@@ -923,11 +923,13 @@ def _run_strong_coupling(
     return entry
 
 
+def _cell(x: Any, fmt: str) -> str:
+    """A table cell: ``x`` formatted, or "-" for a missing value (None)."""
+    return "-" if x is None else format(x, fmt)
+
+
 def _format_strong_rows(p: dict) -> str:
     """The strong-coupling problem's table: one row per code, then its ratios."""
-
-    def f(x: Any, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
 
     par = p["params"]
     head = (f"{'code':<14}{'threads':>8}{'time s':>10}{'peak MiB':>10}{'base MiB':>10}{'Q_A':>18}{'Q_B':>18}"
@@ -940,10 +942,10 @@ def _format_strong_rows(p: dict) -> str:
         name = c["code"] if c["method"] is None else f"{c['code']} {c['method']}"
         name += " *" if c["headline"] else ""
         lines.append(
-            f"{name:<14}{f(c['threads'], 'd'):>8}{c['time_s']:>10.2f}{c['peak_rss_bytes'] / 2**20:>10.1f}"
-            f"{f(c['baseline_rss_bytes'] and c['baseline_rss_bytes'] / 2**20, '.1f'):>10}"
-            f"{c['Q_A']:>18.12f}{c['Q_B']:>18.12f}{f(c['Q_B_relative_error'], '.1e'):>13}"
-            f"{f(c['ns_per_ado_per_rhs'], '.0f'):>12}"
+            f"{name:<14}{_cell(c['threads'], 'd'):>8}{c['time_s']:>10.2f}{c['peak_rss_bytes'] / 2**20:>10.1f}"
+            f"{_cell(c['baseline_rss_bytes'] and c['baseline_rss_bytes'] / 2**20, '.1f'):>10}"
+            f"{c['Q_A']:>18.12f}{c['Q_B']:>18.12f}{_cell(c['Q_B_relative_error'], '.1e'):>13}"
+            f"{_cell(c['ns_per_ado_per_rhs'], '.0f'):>12}"
         )
     ref = p["heat"]["reference"]
     if ref is not None:
@@ -1241,18 +1243,16 @@ def _run_trajectory_problem(
 def format_table(result: dict) -> str:
     """Format :func:`run_benchmarks` output as a text table."""
 
-    def f(x: Any, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
-
     head = f"{'problem':<16}{'ADOs':>8}{'qutip s':>10}{'qpump s':>10}{'ratio':>8}{'median':>8}{'max dev':>10}"
     head += f"{'qpump err':>11}{'qutip err':>11}{'ns/ADO/rhs':>12}"
     lines = [head, "-" * len(head)]
     for p in result["problems"]:
         lines.append(
-            f"{p['name']:<16}{p['n_ados']:>8d}{f(p['qutip_s'], '.2f'):>10}"
-            f"{f(p['qpump_s'], '.3f'):>10}{f(p['ratio'], '.1f'):>8}{f(p.get('ratio_median'), '.1f'):>8}"
-            f"{f(p['max_deviation'], '.1e'):>10}{f(p.get('qpump_error'), '.1e'):>11}"
-            f"{f(p.get('qutip_error'), '.1e'):>11}{f(p.get('ns_per_ado_per_rhs'), '.0f'):>12}"
+            f"{p['name']:<16}{p['n_ados']:>8d}{_cell(p['qutip_s'], '.2f'):>10}"
+            f"{_cell(p['qpump_s'], '.3f'):>10}{_cell(p['ratio'], '.1f'):>8}"
+            f"{_cell(p.get('ratio_median'), '.1f'):>8}"
+            f"{_cell(p['max_deviation'], '.1e'):>10}{_cell(p.get('qpump_error'), '.1e'):>11}"
+            f"{_cell(p.get('qutip_error'), '.1e'):>11}{_cell(p.get('ns_per_ado_per_rhs'), '.0f'):>12}"
         )
     lines.append(
         "times: shortest of the runs (the codes take turns); median: ratio of the median times; "
@@ -1282,17 +1282,14 @@ def format_table(result: dict) -> str:
 def _format_steady_rows(rows: list[dict], repeat: int) -> str:
     """The rows of the steady-state problem as a table of their own."""
 
-    def f(x: Any, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
-
     head = (f"{'d':>3}{'expansion':>11}{'kappa':>8}{'depth':>7}{'ADOs':>7}{'qpump ms':>10}{'qutip ms':>10}"
             f"{'ratio':>8}{'max |drho|':>12}")
     lines = ["", "steady_state: construction + steady_state() of each code", head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r['d']:>3d}{r['expansion']:>11}{r['kappa']:>8g}{r['depth']:>7d}{r['n_ados']:>7d}"
-            f"{r['qpump_s'] * 1e3:>10.1f}{f(r['qutip_s'] and r['qutip_s'] * 1e3, '.1f'):>10}"
-            f"{f(r['ratio'], '.1f'):>8}{f(r['max_deviation'], '.1e'):>12}"
+            f"{r['qpump_s'] * 1e3:>10.1f}{_cell(r['qutip_s'] and r['qutip_s'] * 1e3, '.1f'):>10}"
+            f"{_cell(r['ratio'], '.1f'):>8}{_cell(r['max_deviation'], '.1e'):>12}"
         )
     lines.append(f"times: median of {repeat} run(s), the codes taking turns; ratio: QuTiP's over qpump's;\n"
                  "max |drho|: largest entry of |rho_qpump - rho_qutip|; d = 2: H = 0.5 SZ + 0.25 SX, one "
