@@ -68,11 +68,6 @@ def test_one_problem_against_qutip_agrees_within_1e_7():
     assert len(p["qpump_times_s"]) == len(p["qutip_times_s"]) == 2
     assert p["qutip_s"] == min(p["qutip_times_s"]) and p["qpump_s"] == min(p["qpump_times_s"])
     assert p["ratio"] > 0 and p["ratio_median"] > 0
-    # the start's stationary solve, untimed in both codes, counted in on request
-    assert p["qpump_start_s"] > 0
-    assert p["ratio_median_with_start"] == pytest.approx(
-        float(np.median(p["qutip_times_s"]) / (np.median(p["qpump_times_s"]) + p["qpump_start_s"])))
-    assert p["qpump_steady_frame"] == [False, False]  # 10 of relaxation: under 10 Bohr periods
     # issue 3: the two codes agree within 1e-7, and each is within it of the tight reference
     assert p["max_deviation"] < 1e-7
     assert p["qutip_error"] < 1e-7 and p["qpump_error"] < 1e-8
