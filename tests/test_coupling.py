@@ -39,9 +39,14 @@ def test_inputs_and_the_relaxation_time():
         coupling_scan([])
 
 
-def test_cli_figure_coupling_writes_the_figure_and_its_table(tmp_path):
+def test_cli_figure_coupling_writes_the_figure_and_its_table(tmp_path, capsys):
     out = tmp_path / "coupling.png"
     assert main(["figure", "coupling", "--kappas", "0.01", "--conv-tol", "1e-3", "-o", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
     table = json.loads(out.with_suffix(".json").read_text())
     assert table[0]["kappa"] == 0.01 and table[0]["converged"] and table[0]["tau"] != 6.1
+    # the search reports each truncation it tries as it goes (it can take many minutes), then kappa
+    lines = capsys.readouterr().err.splitlines()
+    tried = [line for line in lines if line.startswith("kappa = 0.01: truncation: ")]
+    assert len(tried) == table[0]["search_runs"] >= 2
+    assert lines[-1].startswith("kappa = 0.01: Q_B = ")

@@ -97,7 +97,7 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
     base : HeatPump, optional
         The other parameters (default: the paper's, one cycle).
     progress : callable, optional
-        Called with a line per finished step.
+        Called with a line per finished step: each truncation the search tries, each kappa.
 
     Returns
     -------
@@ -115,7 +115,9 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
                        tau_relax=relaxation_time_for(kappa), depth="auto", n_exp="auto",
                        conv_tol=conv_tol, time_limit_s=time_limit_s, cycles=1)
         try:
-            converged, search = pump.converged()
+            converged, search = pump.converged(
+                progress=(lambda row, k=kappa: progress(f"kappa = {k:g}: truncation: {row}"))
+                if progress else None)
         except NotConvergedError as err:
             rows.append(_unconverged(pump, kappa, err, time.perf_counter() - start))
             if progress:
