@@ -103,6 +103,27 @@ def test_optimal_tau_is_near_the_closed_form_peak_and_beats_it(tmp_path):
     assert best["Q_B"] >= plain["Q_B"] - 1e-12
 
 
+def test_optimal_tau_below_the_first_bracket_is_found_not_clipped():
+    """At strong coupling the best contact is shorter than a quarter of the isolated pair's peak
+    (the first bracket's lower end, 1.7525 here): the search goes on below it instead of
+    returning its bound (the master equation at kappa_A = 1: 0.74)."""
+    from dataclasses import replace
+
+    from qpump.closed import tau_peak
+    from qpump.pump import HeatPump
+    from qpump.sweep import optimal_tau
+
+    pump = HeatPump(solver="lindblad", kappa_a=1.0, kappa_b=2.3, tau_relax=50.0, cycles=1)
+    tau = optimal_tau(pump, "Q_B")
+    low = 0.25 * tau_peak(pump.TA, pump.TB, pump.omega_c, pump.delta)
+
+    def q_b(t: float) -> float:
+        return replace(pump, tau=t).run(normal_reference=False).cycles[0].Q_B
+
+    assert tau < 0.5 * low
+    assert q_b(tau) > max(q_b(low), q_b(0.9 * tau), q_b(1.1 * tau))
+
+
 def _journal_keys(path):
     return [json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()]
 
