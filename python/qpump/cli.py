@@ -784,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (.png, .pdf or .svg)")
     p.add_argument("--kappas", default=None, metavar="LIST",
                    help="coupling: the kappa_A values, comma-separated (default: "
-                        "0.001,0.003,0.01,0.03,0.1,0.2,0.5); kappa_B = 2.3 kappa_A")
+                        "0.001,0.003,0.01,0.03,0.1,0.2,0.5,1); kappa_B = 2.3 kappa_A")
     _number(p, "--conv-tol", 1e-4, "coupling: convergence tolerance of the truncation on Q_A, "
             "Q_B at each kappa", dest="conv_tol")
     p.add_argument("--time-limit", type=parse_number, default=None, dest="time_limit",
