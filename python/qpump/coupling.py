@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -115,10 +116,12 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
         pump = replace(base, kappa_a=kappa, kappa_b=kappa_ratio * kappa,
                        tau_relax=relaxation_time_for(kappa), depth="auto", n_exp="auto",
                        conv_tol=conv_tol, time_limit_s=time_limit_s, cycles=1)
+        def tried(row: Any, kappa: float = kappa) -> None:
+            if progress:
+                progress(f"kappa = {kappa:g}: truncation: {row}")
+
         try:
-            converged, search = pump.converged(
-                progress=(lambda row, k=kappa: progress(f"kappa = {k:g}: truncation: {row}"))
-                if progress else None)
+            converged, search = pump.converged(progress=tried if progress else None)
         except NotConvergedError as err:
             rows.append(_unconverged(pump, kappa, err, time.perf_counter() - start))
             if progress:
