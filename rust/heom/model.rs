@@ -458,7 +458,7 @@ impl Model {
             .map(|e| self.energies[e / d] - self.energies[e % d])
             .collect();
         let mut n = vec![C64::new(0.0, 0.0); y.len()];
-        self.coup.apply_all(&self.hier, &self.q_nz, y, &mut n);
+        self.coup.apply_all(&self.hier, &self.q_nz, y, None, &mut n);
         for (i, (nv, yv)) in n.iter_mut().zip(y).enumerate() {
             *nv -= (self.coup.decay[i / d2] + C64::new(0.0, bohr[i % d2])) * yv;
         }

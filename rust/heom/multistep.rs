@@ -258,8 +258,10 @@ impl Stepper {
     fn forcing(&mut self, model: &Model, state: &State, t: f64, y_is_state: bool, out: &mut [C64]) {
         let q = model.q_at(t - state.t_ref());
         let y: &[C64] = if y_is_state { state.w() } else { &self.x };
-        model.couplings().apply_all(model.hierarchy(), &q, y, out);
-        state.add_residual(model, t, out);
+        let source = state.residual_source(model, t);
+        model
+            .couplings()
+            .apply_all(model.hierarchy(), &q, y, source.as_ref(), out);
         if !model.drive().is_empty() {
             let v = model.drive_at(t - state.t_ref());
             for (term, v) in model.drive().iter().zip(&v) {

@@ -81,6 +81,25 @@ fn add_commutator(out: &mut [C64], q: &[Entry], c: C64, x: &[C64], d: usize) {
     }
 }
 
+/// A constant term of the equations (the steady-state frame's residual, `state.rs`) seen in the
+/// interaction picture: entry e of ADO a is `values[a d^2 + e] * phases[e]`.
+pub struct Source<'a> {
+    pub values: &'a [C64],
+    pub phases: Vec<C64>,
+}
+
+impl Source<'_> {
+    /// out_a += values_a * phases, entry by entry.
+    #[inline(always)]
+    fn add_to(&self, a: usize, out: &mut [C64]) {
+        let d2 = self.phases.len();
+        let values = &self.values[a * d2..(a + 1) * d2];
+        for ((o, v), p) in out.iter_mut().zip(values).zip(&self.phases) {
+            *o += v * p;
+        }
+    }
+}
+
 /// The transpose of the row-major d x d block `x` into `t`.
 #[inline(always)]
 fn transpose_into(x: &[C64], t: &mut [C64], d: usize) {
@@ -238,20 +257,37 @@ impl Couplings {
         }
     }
 
-    /// N(y) for every ADO into `out`, in parallel over ADOs from [`PARALLEL_MIN_ADOS`] on.
+    /// N(y) for every ADO into `out`, plus the constant term `source` if any, in parallel over
+    /// ADOs from [`PARALLEL_MIN_ADOS`] on. The source is added to each block right after it is
+    /// computed, while it is in cache, not in a second pass over the hierarchy.
     #[inline(always)]
-    pub fn apply_all(&self, hier: &Hierarchy, q: &[Vec<Entry>], y: &[C64], out: &mut [C64]) {
+    pub fn apply_all(
+        &self,
+        hier: &Hierarchy,
+        q: &[Vec<Entry>],
+        y: &[C64],
+        source: Option<&Source<'_>>,
+        out: &mut [C64],
+    ) {
         let d2 = self.d * self.d;
         if hier.n_ados() < PARALLEL_MIN_ADOS {
             // A plain loop (no closure), so that it inlines into the AVX2 copy of the step loop.
             for (a, o) in out.chunks_exact_mut(d2).enumerate() {
                 self.apply_block(hier, q, y, a, o);
+                if let Some(s) = source {
+                    s.add_to(a, o);
+                }
             }
         } else {
             out.par_chunks_exact_mut(d2)
                 .with_min_len(64)
                 .enumerate()
-                .for_each(|(a, o)| self.apply_block(hier, q, y, a, o));
+                .for_each(|(a, o)| {
+                    self.apply_block(hier, q, y, a, o);
+                    if let Some(s) = source {
+                        s.add_to(a, o);
+                    }
+                });
         }
     }
 

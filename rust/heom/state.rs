@@ -15,11 +15,7 @@
 use super::error::{HeomError, HeomResult};
 use super::linalg::{adjoint, matmul, C64};
 use super::model::{check_matrix, Model};
-use super::rhs::PARALLEL_MIN_ADOS;
-use rayon::prelude::*;
-
-/// Blocks per parallel work item when the residual forcing is added.
-const RESIDUAL_CHUNK_BLOCKS: usize = 64;
+use super::rhs::Source;
 
 /// The stationary reference subtracted from the state and its residual r = L y_s.
 #[derive(Debug, Clone)]
@@ -158,7 +154,7 @@ impl State {
     ///
     /// Returns the largest entry of the generator applied to the (rescaled) reference, i.e. how
     /// far it is from stationary (NaN if it has a non-finite entry). The deviation is integrated
-    /// with that residual as a forcing (see [`State::add_residual`]), so the result does not
+    /// with that residual as a forcing (see [`State::residual_source`]), so the result does not
     /// depend on it; a large one only makes the steps short.
     pub(super) fn set_reference(&mut self, model: &Model, ados: &[C64]) -> HeomResult<f64> {
         model.check_ados("reference", ados)?;
@@ -180,29 +176,20 @@ impl State {
         Ok(largest)
     }
 
-    /// Add the reference's residual forcing at time t, in the interaction picture
-    /// (e^{i (E_i - E_j)(t - t_ref)} r_ij), to a forcing `out` of the whole hierarchy.
-    pub(super) fn add_residual(&self, model: &Model, t: f64, out: &mut [C64]) {
-        let Some(reference) = &self.reference else {
-            return;
-        };
-        let d2 = model.dim() * model.dim();
-        let ph = model.phases(t - self.t_ref);
-        let add = |(o, r): (&mut [C64], &[C64])| {
-            for ((x, rv), p) in o.iter_mut().zip(r).zip(ph.iter().cycle()) {
-                *x += rv * p.conj();
-            }
-        };
-        let chunk = d2 * RESIDUAL_CHUNK_BLOCKS;
-        if model.n_ados() >= PARALLEL_MIN_ADOS {
-            out.par_chunks_mut(chunk)
-                .zip(reference.residual.par_chunks(chunk))
-                .for_each(add);
-        } else {
-            out.chunks_mut(chunk)
-                .zip(reference.residual.chunks(chunk))
-                .for_each(add);
-        }
+    /// The reference's residual forcing at time t in the interaction picture,
+    /// e^{i (E_i - E_j)(t - t_ref)} r_ij, as a source of the coupling sweep; None without a
+    /// reference.
+    pub(super) fn residual_source(&self, model: &Model, t: f64) -> Option<Source<'_>> {
+        let reference = self.reference.as_ref()?;
+        let phases = model
+            .phases(t - self.t_ref)
+            .into_iter()
+            .map(|p| p.conj())
+            .collect();
+        Some(Source {
+            values: &reference.residual,
+            phases,
+        })
     }
 
     /// Return to integrating the whole state (the reference is added back).
