@@ -116,12 +116,8 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
         pump = replace(base, kappa_a=kappa, kappa_b=kappa_ratio * kappa,
                        tau_relax=relaxation_time_for(kappa), depth="auto", n_exp="auto",
                        conv_tol=conv_tol, time_limit_s=time_limit_s, cycles=1)
-        def tried(row: Any, kappa: float = kappa) -> None:
-            if progress:
-                progress(f"kappa = {kappa:g}: truncation: {row}")
-
         try:
-            converged, search = pump.converged(progress=tried if progress else None)
+            converged, search = pump.converged(progress=_per_truncation(progress, kappa))
         except NotConvergedError as err:
             rows.append(_unconverged(pump, kappa, err, time.perf_counter() - start))
             if progress:
@@ -150,6 +146,14 @@ def coupling_scan(kappas: Sequence[float] = DEFAULT_KAPPAS, *, kappa_ratio: floa
                      f"efficiency {r.efficiency:.4f}, tau {r.tau:.3f}, depth {r.depth}, n_exp "
                      f"{r.n_exp} ({r.expansion}), {r.seconds:.0f} s")
     return rows
+
+
+def _per_truncation(progress: Callable[[str], None] | None,
+                    kappa: float) -> Callable[[Any], None] | None:
+    """The progress line of each truncation the search at ``kappa`` tries; None without progress."""
+    if progress is None:
+        return None
+    return lambda row: progress(f"kappa = {kappa:g}: truncation: {row}")
 
 
 def _master_equation_cycle(pump: HeatPump):

@@ -901,6 +901,7 @@ def converge_pump(
         raise InvalidParameterError(f"quantity = {quantity!r} must be one of {', '.join(PUMP_QUANTITIES)}")
     if pump.solver != "heom":
         raise InvalidParameterError(f"pump.solver = {pump.solver!r}: only the HEOM has a truncation")
+
     def build(depth: int, n_exp: int, expansion: str) -> HeatPump:
         return replace(pump, depth=depth, n_exp=n_exp, expansion=expansion)
 

@@ -316,6 +316,7 @@ def optimal_tau(pump: HeatPump, target: str) -> float:
             return float(res.x)
         low, high = low / 4, low + 3 * xatol
 
+
 def run_point(point: dict[str, Any], optimize_tau: str | None = None) -> dict[str, Any]:
     """Run the pump at one grid point; a failure is returned in the ``error`` column, not raised."""
     start = time.perf_counter()
